@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The ``unidit`` command and one app per task (configs + entry points)."""

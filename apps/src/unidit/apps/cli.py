@@ -1,0 +1,51 @@
+"""``unidit <verb> <task> [options]`` — the single entry point.
+
+Verbs: ``fit`` (LightningCLI training from the task's YAML config, then
+samples and metrics), ``sample`` (media files from a checkpoint) and ``eval``
+(the task's metric table). ``unidit fit shape3d --help`` lists every option.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Task name → module holding that task's app (``fit``, ``sample``, ``evaluate`` functions).
+TASK_APPS = {
+    "shape3d": "unidit.apps.shape3d.app",
+}
+VERBS = ("fit", "sample", "eval")
+
+USAGE = f"""usage: unidit <verb> <task> [options]
+
+verbs: {", ".join(VERBS)}
+tasks: {", ".join(sorted(TASK_APPS))}
+
+  unidit fit shape3d                       train on the embedded data, then write samples + metrics
+  unidit fit shape3d --config my.yaml      any LightningCLI option/config overrides the defaults
+  unidit sample shape3d --ckpt RUN/model --prompt "a large torus" --out samples/
+  unidit eval shape3d --ckpt RUN/model
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if len(args) < 2:
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(f"unidit: expected a verb and a task, got {' '.join(args)!r}")
+    verb, task, rest = args[0], args[1], args[2:]
+    if verb not in VERBS:
+        raise SystemExit(f"unidit: unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
+    if task not in TASK_APPS:
+        raise SystemExit(f"unidit: unknown task {task!r}; expected one of {', '.join(sorted(TASK_APPS))}")
+    app = importlib.import_module(TASK_APPS[task])
+    entry = {"fit": app.fit, "sample": app.sample, "eval": app.evaluate}[verb]
+    entry(rest)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""Attention layers of the backbones, all on ``F.scaled_dot_product_attention``.
+
+* :class:`SelfAttention` -- multi-head self-attention with QK-norm (Dehghani
+  et al., "Scaling Vision Transformers to 22 Billion Parameters", 2023, §2.1;
+  also SD3, Esser et al. 2024, §5.3) and axial RoPE (Lumina-Next §3).
+* :class:`CrossAttention` -- queries from the latent tokens, keys/values from
+  the text context, with the zero-initialised per-head ``tanh`` gate of
+  Lumina-T2X's Flag-DiT (Gao et al. 2024, §2.3): a fresh layer outputs exact
+  zeros, so a fresh model ignores the text.
+* :class:`JointAttention` -- the MM-DiT attention of SD3 (Esser et al. 2024,
+  §4, Fig. 2): each stream has its own projections, the two sequences are
+  concatenated and attended in one call; RoPE rotates the latent stream only.
+
+Masks are boolean, True = may attend. :class:`AttentionMask` is built once per
+forward and shared by all blocks; query rows whose keys are all masked (an
+empty context, an all-padding sample) attend to nothing and return zeros,
+never NaN. Window attention (DiT-3D, Mo et al. 2023, §3.2 "3D window
+attention") is an extra mask derived from the token positions.
+"""
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from unidit.backbones.norms import RMSNorm
+from unidit.backbones.rope import apply_rope
+
+
+class AttentionMask(NamedTuple):
+    """A boolean attention mask made safe for SDPA.
+
+    ``allowed`` ``(B, 1, Lq|1, Lk)``: True where a query may see a key; rows
+    with no key at all are opened fully (so softmax stays finite) and then
+    zeroed through ``valid`` ``(B, 1, Lq|1, 1)``.
+    """
+
+    allowed: Tensor
+    valid: Tensor
+
+    @classmethod
+    def from_bool(cls, mask: Tensor) -> "AttentionMask":
+        """``mask`` ``(B, 1, Lq|1, Lk)`` bool, True = may attend."""
+        valid = mask.any(dim=-1, keepdim=True)  # (B, 1, Lq|1, 1)
+        return cls(allowed=mask | ~valid, valid=valid)
+
+
+def key_padding_mask(key_mask: Tensor) -> AttentionMask:
+    """``key_mask`` ``(B, Lk)`` (True = real key) -> mask for every query."""
+    return AttentionMask.from_bool(rearrange(key_mask, "b k -> b 1 1 k"))  # (B, 1, 1, Lk)
+
+
+def window_ids(positions: Tensor, window_size: int) -> Tensor:
+    """One integer per token naming its cubic window: ``(B, L, 3)`` -> ``(B, L)``.
+
+    Window ``w = position // window_size`` per axis, flattened with per-axis
+    extents so that distinct windows get distinct ids.
+    """
+    win = torch.div(positions, window_size, rounding_mode="floor")  # (B, L, 3)
+    win = win - win.amin(dim=(0, 1), keepdim=True)  # (B, L, 3) non-negative
+    extent = win.amax(dim=(0, 1)) + 1  # (3,)
+    return (win[..., 0] * extent[1] + win[..., 1]) * extent[2] + win[..., 2]  # (B, L)
+
+
+def same_window(positions: Tensor, window_size: int) -> Tensor:
+    """``(B, L, 3)`` positions -> ``(B, L, L)`` bool, True where two tokens share a window."""
+    ids = window_ids(positions, window_size)  # (B, L)
+    return ids[:, :, None] == ids[:, None, :]  # (B, L, L)
+
+
+def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask | None) -> Tensor:
+    """SDPA over ``(B, H, L, Dh)`` tensors; rows without any key give zeros."""
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v)  # (B, H, Lq, Dh)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.allowed)  # (B, H, Lq, Dh)
+    return out.masked_fill(~mask.valid, 0.0)  # (B, H, Lq, Dh)
+
+
+def _qk_norm(enabled: bool, head_dim: int, eps: float) -> nn.Module:
+    return RMSNorm(head_dim, eps) if enabled else nn.Identity()
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with QK-RMSNorm and axial RoPE.
+
+    Args:
+        dim: model width.
+        num_heads: attention heads (``dim // num_heads`` channels each).
+        qk_norm: RMS-normalise queries and keys per head.
+        eps: RMSNorm epsilon.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.out = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: AttentionMask | None) -> Tensor:
+        qkv = self.qkv(x)  # (B, L, 3D)
+        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)  # (B, H, L, Dh)
+        q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
+        k = apply_rope(self.k_norm(k), rope)  # (B, H, L, Dh)
+        out = masked_attention(q, k, v, mask)  # (B, H, L, Dh)
+        return self.out(rearrange(out, "b h l d -> b l (h d)"))  # (B, L, D)
+
+
+class CrossAttention(nn.Module):
+    """Cross-attention from latent tokens to text context with a zero-init tanh gate.
+
+    The output of head ``h`` is multiplied by ``tanh(gate[h])`` before the
+    bias-free output projection; ``gate`` starts at zero (Lumina-T2X §2.3), so
+    the layer returns exact zeros until the gate has been trained.
+
+    Args:
+        dim: model width (queries and output).
+        num_heads: attention heads.
+        context_dim: width of the context tokens (keys/values input).
+        qk_norm: RMS-normalise queries and keys per head.
+        eps: RMSNorm epsilon.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, context_dim: int | None = None, qk_norm: bool = True, eps: float = 1e-6
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim, bias=False)
+        self.q_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.gate = nn.Parameter(torch.zeros(num_heads))
+        self.out = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: Tensor, context: Tensor, mask: AttentionMask | None) -> Tensor:
+        q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.num_heads)  # (B, H, L, Dh)
+        kv = self.kv(context)  # (B, S, 2D)
+        k, v = rearrange(kv, "b s (two h d) -> two b h s d", two=2, h=self.num_heads)  # (B, H, S, Dh)
+        out = masked_attention(self.q_norm(q), self.k_norm(k), v, mask)  # (B, H, L, Dh)
+        gate = rearrange(self.gate.tanh(), "h -> 1 h 1 1").to(out.dtype)  # (1, H, 1, 1)
+        return self.out(rearrange(out * gate, "b h l d -> b l (h d)"))  # (B, L, D)
+
+
+class JointAttention(nn.Module):
+    """MM-DiT joint attention over a latent stream and a context stream (SD3 §4).
+
+    Both streams have their own QKV (and QK-norm) weights; their sequences are
+    concatenated as ``[latent, context]`` for a single SDPA call, so the mask
+    given to ``forward`` must follow that order. RoPE rotates the latent
+    tokens only (equivalently, context tokens sit at position 0). With
+    ``context_pre_only`` (the last SD3 block) the context stream only supplies
+    keys and values: its queries, query norm and output projection are gone.
+
+    Args:
+        dim: model width of both streams.
+        num_heads: attention heads.
+        qk_norm: RMS-normalise queries and keys per head and stream.
+        eps: RMSNorm epsilon.
+        context_pre_only: drop the context stream's output.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6, context_pre_only: bool = False
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.context_pre_only = context_pre_only
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.out = nn.Linear(dim, dim, bias=False)
+        self.context_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.context_q_norm = None if context_pre_only else _qk_norm(qk_norm, dim // num_heads, eps)
+        self.context_k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
+        self.context_out = None if context_pre_only else nn.Linear(dim, dim, bias=False)
+
+    def forward(
+        self, x: Tensor, context: Tensor | None, rope: tuple[Tensor, Tensor], mask: AttentionMask | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``x`` ``(B, L, D)``, ``context`` ``(B, S, D)`` or None -> outputs of both streams."""
+        length = x.shape[1]
+        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
+        q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
+        k = apply_rope(self.k_norm(k), rope)  # (B, H, L, Dh)
+        if context is not None:
+            qc, kc, vc = rearrange(
+                self.context_qkv(context), "b s (three h d) -> three b h s d", three=3, h=self.num_heads
+            )  # (B, H, S, Dh)
+            if self.context_out is None:  # context queries would be thrown away: keep latent rows only
+                if mask is not None and mask.allowed.shape[2] > 1:
+                    mask = AttentionMask(mask.allowed[:, :, :length], mask.valid[:, :, :length])
+            else:
+                q = torch.cat([q, self.context_q_norm(qc)], dim=2)  # (B, H, L+S, Dh)
+            k = torch.cat([k, self.context_k_norm(kc)], dim=2)  # (B, H, L+S, Dh)
+            v = torch.cat([v, vc], dim=2)  # (B, H, L+S, Dh)
+        out = rearrange(masked_attention(q, k, v, mask), "b h n d -> b n (h d)")  # (B, L+S, D)
+        x_out = self.out(out[:, :length])  # (B, L, D)
+        if context is None or self.context_out is None:
+            return x_out, None
+        return x_out, self.context_out(out[:, length:])  # (B, S, D)

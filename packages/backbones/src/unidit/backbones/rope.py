@@ -1,0 +1,83 @@
+"""Axial 3D rotary position embedding (RoPE).
+
+RoPE (Su et al., "RoFormer", 2021, arXiv:2104.09864, §3.4) rotates each pair of
+query/key channels by an angle proportional to the token position, so that
+attention scores depend on relative positions only. Lumina-T2X (Gao et al.,
+2024, arXiv:2405.05945) and Lumina-Next (Zhuo et al., 2024, arXiv:2406.18583,
+§3 "3D RoPE") make it *axial*: the head dimension is cut into three parts, one
+per (frame, row, column) axis, and each part is rotated by its own coordinate.
+
+Position 0 on an axis is the identity rotation (cos 0 = 1, sin 0 = 0 exactly),
+so tokens at the origin -- such as text tokens -- are left untouched.
+"""
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+
+def default_rope_axes(head_dim: int) -> tuple[int, int, int]:
+    """Split an even ``head_dim`` into three even parts (frame, row, col).
+
+    Frame and row get ``2 * (head_dim // 6)`` channels each, the column axis
+    the rest: the layout puts 1-axis grids (audio, motion, text latents) on
+    the column axis, so that axis gets the largest share.
+    """
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
+    part = 2 * (head_dim // 6)
+    return (part, part, head_dim - 2 * part)
+
+
+class AxialRoPE(nn.Module):
+    """Frequencies of an axial 3D RoPE; ``forward`` turns positions into cos/sin.
+
+    Args:
+        head_dim: channels per attention head (even).
+        theta: RoPE base; axis part of size ``d`` uses frequencies
+            ``theta ** (-2i / d)`` for ``i < d / 2``.
+        axes: channels per (frame, row, col) axis, each even, summing to
+            ``head_dim``; None = :func:`default_rope_axes`.
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0, axes: tuple[int, int, int] | None = None) -> None:
+        super().__init__()
+        axes = tuple(axes) if axes is not None else default_rope_axes(head_dim)
+        if len(axes) != 3 or any(a % 2 or a < 0 for a in axes) or sum(axes) != head_dim:
+            raise ValueError(f"rope axes must be 3 even sizes summing to head_dim={head_dim}, got {axes}")
+        self.head_dim = head_dim
+        self.theta = theta
+        self.axes = axes
+        freqs, axis_of = [], []
+        for axis, size in enumerate(axes):
+            freqs.append(theta ** (-torch.arange(0, size, 2, dtype=torch.float64) / max(size, 1)))
+            axis_of.append(torch.full((size // 2,), axis, dtype=torch.long))
+        # one frequency per rotated pair, and the axis whose coordinate drives it
+        self.register_buffer("freqs", torch.cat(freqs).float(), persistent=False)  # (Dh/2,)
+        self.register_buffer("axis_of", torch.cat(axis_of), persistent=False)  # (Dh/2,)
+
+    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Integer positions ``(B, L, 3)`` -> ``(cos, sin)``, each ``(B, 1, L, Dh/2)``.
+
+        The extra axis broadcasts over heads; compute once per forward and
+        share across blocks.
+        """
+        coords = positions.float()[..., self.axis_of]  # (B, L, Dh/2)
+        angles = coords * self.freqs  # (B, L, Dh/2)
+        angles = rearrange(angles, "b l d -> b 1 l d")  # (B, 1, L, Dh/2)
+        return angles.cos(), angles.sin()
+
+    def extra_repr(self) -> str:
+        return f"head_dim={self.head_dim}, theta={self.theta}, axes={self.axes}"
+
+
+def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate adjacent channel pairs of ``x`` ``(B, H, L, Dh)`` by the RoPE angles.
+
+    Computed in float32 and returned in ``x``'s dtype.
+    """
+    cos, sin = rope  # (B, 1, L, Dh/2)
+    pairs = rearrange(x.float(), "b h l (d two) -> b h l d two", two=2)  # (B, H, L, Dh/2, 2)
+    x1, x2 = pairs.unbind(-1)  # (B, H, L, Dh/2)
+    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, L, Dh/2, 2)
+    return rearrange(rotated, "b h l d two -> b h l (d two)").to(x.dtype)  # (B, H, L, Dh)

