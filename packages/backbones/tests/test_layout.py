@@ -18,9 +18,7 @@ def batches(draw):
     channels = draw(st.integers(1, 3))
     patch = tuple(draw(st.integers(1, 3)) for _ in range(n_axes))
     n_samples = draw(st.integers(1, 4))
-    grids = [
-        tuple(draw(st.integers(1, 4)) * p for p in patch) for _ in range(n_samples)
-    ]
+    grids = [tuple(draw(st.integers(1, 4)) * p for p in patch) for _ in range(n_samples)]
     seed = draw(st.integers(0, 2**16))
     gen = torch.Generator().manual_seed(seed)
     latents = [torch.randn(channels, *g, generator=gen) for g in grids]
@@ -79,8 +77,14 @@ def test_video_hand_worked_example():
     frame_kinds = [d, d, d, nl, d, d, d, nl, nf]
     assert batch.slot_kind[0].tolist() == frame_kinds * 2
     frame = [
-        (0, 0), (0, 1), (0, 2), (0, 3),  # row 0, its NEXTLINE just past it at col W' = 3
-        (1, 0), (1, 1), (1, 2), (1, 3),
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),  # row 0, its NEXTLINE just past it at col W' = 3
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (1, 3),
         (2, 0),  # NEXTFRAME just past the last row, at row H' = 2, col 0
     ]
     expected = [(f, r, c) for f in range(2) for r, c in frame]
@@ -95,7 +99,12 @@ def test_image_and_audio_examples():
     batch = pack([img], (1, 1))
     assert batch.slot_kind[0].tolist() == [DATA, DATA, NEXTLINE, DATA, DATA, NEXTLINE]
     assert [tuple(p) for p in batch.positions[0].tolist()] == [
-        (0, 0, 0), (0, 0, 1), (0, 0, 2), (0, 1, 0), (0, 1, 1), (0, 1, 2)
+        (0, 0, 0),
+        (0, 0, 1),
+        (0, 0, 2),
+        (0, 1, 0),
+        (0, 1, 1),
+        (0, 1, 2),
     ]
     audio = torch.randn(3, 8)
     batch = pack([audio], 2)

@@ -10,14 +10,21 @@ table of an exported model or a Lightning checkpoint.
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 from pathlib import Path
 
-import numpy as np
 import torch
+from jsonargparse import ArgumentParser
 
 from unidit.apps.task_cli import run_fit
 from unidit.tasks.shape3d.datamodule import Shape3DData
-from unidit.tasks.shape3d.evaluate import Shape3DReport, evaluate_shapes, format_table, write_report
+from unidit.tasks.shape3d.evaluate import (
+    Shape3DReport,
+    balanced_indices,
+    evaluate_shapes,
+    format_table,
+    write_report,
+)
 from unidit.tasks.shape3d.media import render_clouds_png, write_clouds_ply
 from unidit.tasks.shape3d.task import Shape3DTask
 from unidit.tokenizers.meshes import load_points
@@ -83,18 +90,14 @@ def sample(argv: list[str]) -> Path:
 
 
 def evaluate(argv: list[str]) -> dict:
-    parser = argparse.ArgumentParser(prog="unidit eval shape3d", description="Print the 3D task's metric table.")
+    parser = ArgumentParser(prog="unidit eval shape3d", description="Print the 3D task's metric table.")
     parser.add_argument("--ckpt", required=True, help="export directory (<run>/model) or Lightning .ckpt")
-    parser.add_argument("--out", help="also write metrics.json, .ply files and samples.png here")
-    parser.add_argument("--seed", type=int, default=0, help="embedded data seed")
-    parser.add_argument("--cache_dir", default=None)
-    for name, default in vars(Shape3DReport()).items():
-        parser.add_argument(f"--{name}", type=type(default), default=default)
-    args = parser.parse_args(argv)
-    report = Shape3DReport(**{k: getattr(args, k) for k in vars(Shape3DReport())})
-    task = load_task(Shape3DTask, args.ckpt)
-    data = Shape3DData(seed=args.seed, cache_dir=args.cache_dir)
-    return _evaluate_and_write(task, data, report, Path(args.out) if args.out else None)
+    parser.add_argument("--out", type=Optional[str], default=None, help="also write metrics.json, .ply files and samples.png here")
+    parser.add_class_arguments(Shape3DData, "data")
+    parser.add_class_arguments(Shape3DReport, "report")
+    config = parser.instantiate_classes(parser.parse_args(argv))
+    task = load_task(Shape3DTask, config.ckpt)
+    return _evaluate_and_write(task, config.data, config.report, Path(config.out) if config.out else None)
 
 
 def _evaluate_and_write(task, data: Shape3DData, report: Shape3DReport, out: Path | None) -> dict:
@@ -104,8 +107,6 @@ def _evaluate_and_write(task, data: Shape3DData, report: Shape3DReport, out: Pat
     print(format_table(metrics))
     if out is not None:
         labels = data.splits["test"].labels
-        from unidit.tasks.shape3d.evaluate import balanced_indices
-
         picked = labels[balanced_indices(labels, report.per_kind)]
         write_report(out, metrics, generated, captions, labels=picked, num_written=report.num_written)
         print(f"wrote metrics.json, .ply samples and samples.png to {out}")

@@ -9,7 +9,6 @@ token axis (LTX-Video's per-token timesteps). SiLU of the conditioning is
 shared by every block, so the model applies it once per forward.
 """
 
-import torch
 from torch import Tensor, nn
 
 from unidit.backbones.norms import RMSNorm, modulate
@@ -67,8 +66,3 @@ def dit_initialize(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, TimestepEmbedder):
             module.reset_parameters()
-
-
-def silu(c: Tensor) -> Tensor:
-    """SiLU of the conditioning, computed once and shared by all adaLN layers."""
-    return torch.nn.functional.silu(c)

@@ -50,6 +50,12 @@ _UNPATCHIFY = {
 _AXIS_NAMES = {1: ("t",), 2: ("h", "w"), 3: ("f", "h", "w")}
 
 
+def _batched(pattern: str) -> str:
+    """The same einops pattern with a leading batch axis on both sides."""
+    left, right = pattern.split("->")
+    return f"b {left.strip()} -> b {right.strip()}"
+
+
 @dataclass
 class PackedBatch:
     """A batch of latents laid out as one padded token sequence per sample."""
@@ -104,8 +110,7 @@ def _patch_grid(shape: Sequence[int], patch: tuple[int, ...]) -> tuple[int, ...]
     for axis, (size, p) in enumerate(zip(grid, patch, strict=True)):
         if size % p != 0:
             raise ValueError(
-                f"grid axis {axis} ({names[axis]}) has size {size}, "
-                f"not divisible by its patch size {p}"
+                f"grid axis {axis} ({names[axis]}) has size {size}, not divisible by its patch size {p}"
             )
         if size == 0:
             raise ValueError(f"grid axis {axis} ({names[axis]}) is empty")
@@ -154,53 +159,75 @@ def _slot_layout(n_axes: int, f: int, h: int, w: int, device: torch.device):
     return keep, kind.flatten()[keep], positions[keep], is_data.flatten()
 
 
-def pack(latents: Sequence[Tensor], patch_size: int | Sequence[int]) -> PackedBatch:
-    """Patchify and lay out a batch of latents ``(C, *grid)`` as one padded token sequence."""
+def pack(latents: Sequence[Tensor] | Tensor, patch_size: int | Sequence[int]) -> PackedBatch:
+    """Patchify and lay out a batch of latents ``(C, *grid)`` as one padded token sequence.
+
+    ``latents`` is a list of ``(C, *grid)`` tensors of any sizes, or one
+    ``(B, C, *grid)`` tensor when all samples share a size. The slot layout is
+    built once per distinct grid size; the patch vectors are then written
+    into the sequence with a single indexed copy (no per-token loop, and one
+    cheap backward node however large the batch).
+    """
     if len(latents) == 0:
         raise ValueError("pack needs at least one latent")
     n_axes = latents[0].dim() - 1
     channels = latents[0].shape[0]
     if n_axes not in _PATCHIFY:
         raise ValueError(f"latent shape {tuple(latents[0].shape)} must be (C, *grid) with 1-3 grid axes")
-    for z in latents:
-        if z.dim() - 1 != n_axes or z.shape[0] != channels:
-            raise ValueError(
-                f"all latents must share channels and axis count; got {tuple(z.shape)} "
-                f"next to {tuple(latents[0].shape)}"
-            )
+    uniform = isinstance(latents, Tensor)
+    if not uniform:
+        for z in latents:
+            if z.dim() - 1 != n_axes or z.shape[0] != channels:
+                raise ValueError(
+                    f"all latents must share channels and axis count; got {tuple(z.shape)} "
+                    f"next to {tuple(latents[0].shape)}"
+                )
+        uniform = all(tuple(z.shape) == tuple(latents[0].shape) for z in latents)
     patch = _patch_tuple(patch_size, n_axes)
     p_dim = channels * math.prod(patch)
     kwargs = {f"p{i + 1}": p for i, p in enumerate(patch)}
     device, dtype = latents[0].device, latents[0].dtype
+    shapes = [tuple(z.shape) for z in latents]
 
-    rows_tokens, rows_pos, rows_kind = [], [], []
-    for z in latents:
-        f, h, w = _as_fhw(_patch_grid(z.shape, patch))
-        keep, kind, pos, is_data = _slot_layout(n_axes, f, h, w, device)
-        patches = rearrange(z, _PATCHIFY[n_axes], **kwargs).reshape(-1, p_dim)  # (F·H·W, P)
-        cells = torch.zeros(is_data.numel(), p_dim, dtype=dtype, device=device)  # (N, P)
-        cells[is_data] = patches.to(dtype)  # raster order of data cells == patch order
-        rows_tokens.append(cells[keep])  # (L_i, P)
-        rows_pos.append(pos)  # (L_i, 3)
-        rows_kind.append(kind)  # (L_i,)
-
-    length = max(t.shape[0] for t in rows_tokens)
-    batch = len(latents)
-    tokens = torch.zeros(batch, length, p_dim, dtype=dtype, device=device)  # (B, L, P)
+    layouts = {shape: _slot_layout(n_axes, *_as_fhw(_patch_grid(shape, patch)), device) for shape in set(shapes)}
+    length = max(int(layouts[shape][0].sum()) for shape in layouts)
+    batch = len(shapes)
     positions = torch.zeros(batch, length, 3, dtype=torch.long, device=device)  # (B, L, 3)
     slot_kind = torch.full((batch, length), PAD, dtype=torch.long, device=device)  # (B, L)
-    for b, (tok, pos, kind) in enumerate(zip(rows_tokens, rows_pos, rows_kind, strict=True)):
-        n = tok.shape[0]
-        tokens[b, :n] = tok
+    data_slots = []  # per sample: flat indices (into B·L) of its data slots, raster order
+    for b, shape in enumerate(shapes):
+        keep, kind, pos, _ = layouts[shape]
+        n = kind.shape[0]
         positions[b, :n] = pos
         slot_kind[b, :n] = kind
+        data_slots.append(torch.nonzero(kind == DATA).squeeze(1) + b * length)
+    if uniform:
+        stacked = latents if isinstance(latents, Tensor) else torch.stack(list(latents))
+        patches = rearrange(stacked, _batched(_PATCHIFY[n_axes]), **kwargs).reshape(-1, p_dim)  # (B·N, P)
+    else:
+        patches = torch.cat(
+            [rearrange(z, _PATCHIFY[n_axes], **kwargs).reshape(-1, p_dim) for z in latents]
+        )  # (ΣN_b, P)
+    tokens = torch.zeros(batch * length, p_dim, dtype=dtype, device=device)  # (B·L, P)
+    tokens = tokens.index_put((torch.cat(data_slots),), patches.to(dtype))
     return PackedBatch(
-        tokens=tokens,
+        tokens=tokens.view(batch, length, p_dim),
         positions=positions,
         slot_kind=slot_kind,
-        shapes=[tuple(z.shape) for z in latents],
+        shapes=shapes,
         patch_size=patch,
     )
+
+
+def _check_unpack(tokens: Tensor, batch: PackedBatch, channels: int | None) -> int:
+    n_batch, length = batch.slot_kind.shape
+    if tokens.shape[:2] != (n_batch, length):
+        raise ValueError(f"tokens {tuple(tokens.shape)} do not match the layout ({n_batch}, {length}, ·)")
+    area = math.prod(batch.patch_size)
+    out_channels = channels if channels is not None else batch.shapes[0][0]
+    if tokens.shape[-1] != out_channels * area:
+        raise ValueError(f"token width {tokens.shape[-1]} != channels {out_channels} x patch volume {area}")
+    return out_channels
 
 
 def unpack(tokens: Tensor, batch: PackedBatch, channels: int | None = None) -> list[Tensor]:
@@ -209,26 +236,31 @@ def unpack(tokens: Tensor, batch: PackedBatch, channels: int | None = None) -> l
     ``tokens`` is ``(B, L, P')`` with ``P' = C' · prod(patch)``; ``C'`` defaults
     to the packed latents' channel count (a head may predict another number).
     """
-    n_batch, length = batch.slot_kind.shape
-    if tokens.shape[:2] != (n_batch, length):
-        raise ValueError(f"tokens {tuple(tokens.shape)} do not match the layout ({n_batch}, {length}, ·)")
+    _check_unpack(tokens, batch, channels)
     patch = batch.patch_size
     n_axes = len(patch)
-    area = math.prod(patch)
-    out_channels = channels if channels is not None else batch.shapes[0][0]
-    if tokens.shape[-1] != out_channels * area:
-        raise ValueError(
-            f"token width {tokens.shape[-1]} != channels {out_channels} x patch volume {area}"
-        )
     kwargs = {f"p{i + 1}": p for i, p in enumerate(patch)}
-    data_mask = batch.data_mask.to(tokens.device)  # (B, L)
+    data = tokens[batch.data_mask.to(tokens.device)]  # (ΣN_b, P') sample by sample, raster order
+    counts = [math.prod(_patch_grid(shape, patch)) for shape in batch.shapes]
     out = []
-    for b, shape in enumerate(batch.shapes):
-        grid = _patch_grid(shape, patch)
-        sizes = dict(zip(_AXIS_NAMES[n_axes], grid, strict=True))
-        data = tokens[b][data_mask[b]]  # (N_b, P') in raster order
-        out.append(rearrange(data, _UNPATCHIFY[n_axes], **sizes, **kwargs))  # (C', *grid)
+    for chunk, shape in zip(data.split(counts), batch.shapes, strict=True):
+        sizes = dict(zip(_AXIS_NAMES[n_axes], _patch_grid(shape, patch), strict=True))
+        out.append(rearrange(chunk, _UNPATCHIFY[n_axes], **sizes, **kwargs))  # (C', *grid)
     return out
+
+
+def unpack_stacked(tokens: Tensor, batch: PackedBatch, channels: int | None = None) -> Tensor:
+    """:func:`unpack` for a batch whose latents all share one size: one ``(B, C', *grid)`` tensor."""
+    _check_unpack(tokens, batch, channels)
+    if any(shape[1:] != batch.shapes[0][1:] for shape in batch.shapes):
+        raise ValueError("unpack_stacked needs latents of one size; use unpack for mixed sizes")
+    patch = batch.patch_size
+    n_axes = len(patch)
+    kwargs = {f"p{i + 1}": p for i, p in enumerate(patch)}
+    sizes = dict(zip(_AXIS_NAMES[n_axes], _patch_grid(batch.shapes[0], patch), strict=True))
+    data = tokens[batch.data_mask.to(tokens.device)]  # (B·N, P')
+    data = data.view(len(batch.shapes), -1, data.shape[-1])  # (B, N, P')
+    return rearrange(data, _batched(_UNPATCHIFY[n_axes]), **sizes, **kwargs)  # (B, C', *grid)
 
 
 def grid_mask_to_tokens(masks: Sequence[Tensor], batch: PackedBatch) -> Tensor:

@@ -46,7 +46,7 @@ def shift_time(t: Tensor, shift: float | Tensor) -> Tensor:
     return shift * t / (1.0 + (shift - 1.0) * t)
 
 
-def resolution_shift(seq_len: int | float, base_seq_len: int = 256, base_shift: float = 1.0) -> float:
+def resolution_shift(seq_len: float, base_seq_len: int = 256, base_shift: float = 1.0) -> float:
     """Shift for a sequence of ``seq_len`` tokens: ``base_shift · sqrt(seq_len / base_seq_len)`` (SD3 §5.3.2).
 
     SD3 derives the factor ``sqrt(m / n)`` from matching the signal-to-noise
@@ -113,14 +113,16 @@ class RectifiedFlow:
         self.resolution_dependent_shift = resolution_dependent_shift
         self.base_seq_len = base_seq_len
 
-    def _shift_for(self, seq_len: Tensor | int | float) -> Tensor | float:
+    def _shift_for(self, seq_len: Tensor | float) -> Tensor | float:
         if not self.resolution_dependent_shift:
             return self.shift
         if isinstance(seq_len, Tensor):
             return self.shift * torch.sqrt(seq_len.float() / self.base_seq_len)  # (B,)
         return resolution_shift(seq_len, self.base_seq_len, self.shift)
 
-    def sample_t(self, x0: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def sample_t(
+        self, x0: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Training times ``(B,)``: logit-normal, then (resolution-)shifted."""
         batch, length = x0.shape[:2]
         t = logit_normal_t(batch, self.t_mean, self.t_std, generator, device=x0.device)  # (B,)

@@ -79,8 +79,7 @@ def _load_export(task_cls, directory: Path):
     except Exception as error:
         raise ValueError(f"cannot read weights {weights_path}: {error}") from error
     task.denoiser.load_state_dict(state)
-    task.setup("predict")  # builds EMA weights as a copy of the loaded network
-    task.ema.network.load_state_dict(state)
+    task.ensure_ema().network.load_state_dict(state)
     task.eval()
     return task
 

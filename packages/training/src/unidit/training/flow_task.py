@@ -107,14 +107,20 @@ class FlowMatchingTask(pl.LightningModule):
         return [NULL_CAPTION if self._dropout_rng.random() < self.caption_dropout else c for c in captions]
 
     # -- EMA ------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
+    def ensure_ema(self) -> EMAWeights:
+        """Create the EMA copy of the denoiser once the task has built its denoiser."""
         if self.ema is None:
             self.ema = EMAWeights(self.denoiser, self.ema_decay)
+        return self.ema
+
+    def setup(self, stage: str) -> None:
+        self.ensure_ema()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.ensure_ema()  # the checkpoint's state_dict holds the EMA weights too
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is None:
-            self.ema = EMAWeights(self.denoiser, self.ema_decay)
-        self.ema.update(self.denoiser)
+        self.ensure_ema().update(self.denoiser)
 
     def sampling_network(self, use_ema: bool = True) -> torch.nn.Module:
         return self.ema.network if (use_ema and self.ema is not None) else self.denoiser

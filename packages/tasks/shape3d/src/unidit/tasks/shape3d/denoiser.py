@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from unidit.backbones.build import build_backbone
 from unidit.backbones.config import backbone_config
-from unidit.backbones.layout import PackedBatch, pack, unpack
+from unidit.backbones.layout import PackedBatch, pack, unpack_stacked
 from unidit.backbones.slots import DATA
 from unidit.tokenizers.voxels import Voxelizer
 
@@ -97,7 +97,7 @@ class PointCloudDenoiser(nn.Module, PyTorchModelHubMixin):
         features = torch.cat([x, x.new_ones(batch, num_points, 1), t_points[..., None].to(x.dtype)], dim=-1)
         grid, coords = self.voxelizer.voxelize(features, x)  # (B, 5, r, r, r), (B, N, 3)
         tokens = self.patch_embed(grid[:, :4])  # (B, D, g, g, g)
-        packed = pack(list(tokens), 1)  # (B, L, D) with [nextline]/[nextframe] slots
+        packed = pack(tokens, 1)  # (B, L, D) with [nextline]/[nextframe] slots
         token_t = t if t.dim() == 1 else self._token_timesteps(grid[:, 3:], t, packed)  # (B,) or (B, L)
         hidden = self.backbone(
             packed.tokens,
@@ -108,11 +108,9 @@ class PointCloudDenoiser(nn.Module, PyTorchModelHubMixin):
             context=context,
             context_mask=context_mask,
         )  # (B, L, D)
-        out = unpack(self.head(hidden), packed)  # B × (C·p³, g, g, g)
+        out = unpack_stacked(self.head(hidden), packed, channels=self.head.out_features)  # (B, C·p³, g, g, g)
         p = self.config.patch_size
-        out_grid = rearrange(
-            torch.stack(out), "b (c p1 p2 p3) g h w -> b c (g p1) (h p2) (w p3)", p1=p, p2=p, p3=p
-        )  # (B, C, r, r, r)
+        out_grid = rearrange(out, "b (c p1 p2 p3) g h w -> b c (g p1) (h p2) (w p3)", p1=p, p2=p, p3=p)  # (B, C, r, r, r)
         point_features = self.voxelizer.devoxelize(out_grid, coords)  # (B, N, C)
         return self.point_mlp(torch.cat([point_features, features[..., :3], features[..., 4:]], dim=-1))  # (B, N, 3)
 
@@ -128,5 +126,5 @@ class PointCloudDenoiser(nn.Module, PyTorchModelHubMixin):
         total = nn.functional.avg_pool3d((occupancy * voxel_t)[:, None], p)[:, 0]  # (B, g, g, g)
         largest = t.amax(dim=1)  # (B,)
         patch_t = torch.where(count > 0, total / count.clamp_min(1e-8), largest[:, None, None, None])
-        token_t = pack(list(patch_t[:, None]), 1).tokens[..., 0]  # (B, L)
+        token_t = pack(patch_t[:, None], 1).tokens[..., 0]  # (B, L)
         return torch.where(packed.slot_kind == DATA, token_t, largest[:, None])  # (B, L)

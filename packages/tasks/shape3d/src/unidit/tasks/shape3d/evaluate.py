@@ -97,7 +97,7 @@ def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, ca
     for k in np.unique(labels):
         where = labels == k
         per_kind[test.label_names[k]] = evaluate_clouds(
-            generated[where].numpy(), real[where].numpy(), emd_points=report.emd_points
+            generated[where].numpy(), real[where].numpy(), emd_points=report.emd_points, progress=False
         )
     metric_names = next(iter(per_kind.values())).keys()
     means = {name: float(np.mean([m[name] for m in per_kind.values()])) for name in metric_names}

@@ -80,7 +80,9 @@ class ShapeSpec:
             raise ValueError(f"{self.kind} proportion must be one of {PROPORTIONS[self.kind]}, got {self.proportion!r}")
         allowed = allowed_orientations(self.kind, self.proportion)
         if self.orientation not in allowed:
-            raise ValueError(f"{self.kind} ({self.proportion}) orientation must be one of {allowed}, got {self.orientation!r}")
+            raise ValueError(
+                f"{self.kind} ({self.proportion}) orientation must be one of {allowed}, got {self.orientation!r}"
+            )
 
     @property
     def label(self) -> int:
@@ -133,7 +135,8 @@ def caption(spec: ShapeSpec, rng: np.random.Generator | None = None) -> str:
 
 
 # ----------------------------------------------------------------- geometry
-_Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # row-vector: (x, y, z) @ M
+# (x, y, z) @ M = (x, z, -y): trimesh's z axis becomes our up axis y.
+_Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,0 +1,279 @@
+"""shape3d datasets: embedded primitives, ShapeNet PC15k and captioned mesh folders.
+
+All three give a :class:`ShapeSet` of fixed-size clouds ``(M, N, 3)`` with one
+caption and one integer label per cloud, the format DiT-3D (Mo et al. 2023)
+trains on: PointFlow's PC15k (Yang et al. 2019) stores each ShapeNet model as
+``<root>/<synset_id>/{train,val,test}/<model_id>.npy`` of shape ``(15000, 3)``
+and models see 2048 points drawn from it (PVD, Zhou et al. 2021, §5).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from unidit.tasks.shape3d.primitives import KINDS, ShapeSpec, caption, random_spec, sample_points
+from unidit.tokenizers.meshes import load_points
+
+EMBEDDED_VERSION = "shape3d-embedded-v2"  # bump whenever generated clouds change
+SPLITS = ("train", "val", "test")
+
+# The 13 ShapeNet categories most used by PointFlow / PVD / DiT-3D evaluations.
+SYNSET_NAMES: dict[str, str] = {
+    "02691156": "airplane", "02828884": "bench", "02933112": "cabinet", "02958343": "car",
+    "03001627": "chair", "03211117": "display", "03636649": "lamp", "03691459": "loudspeaker",
+    "04090263": "rifle", "04256520": "sofa", "04379243": "table", "04401088": "telephone",
+    "04530566": "watercraft",
+}
+
+
+@dataclass
+class ShapeSet:
+    """Clouds with captions: ``points (M, N, 3)`` float32, ``labels (M,)`` int64.
+
+    ``specs`` holds the primitive spec of each embedded cloud (None for real
+    data); ``label_names[k]`` names label ``k`` (empty when unlabelled, -1).
+    """
+
+    points: np.ndarray
+    captions: list[str]
+    labels: np.ndarray
+    specs: list[ShapeSpec | None] = field(default_factory=list)
+    label_names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def subset(self, index) -> "ShapeSet":
+        """The clouds at ``index`` (an int array), in that order."""
+        index = np.asarray(index, dtype=np.int64)
+        specs = [self.specs[i] for i in index] if self.specs else []
+        return ShapeSet(self.points[index], [self.captions[i] for i in index], self.labels[index], specs,
+                        list(self.label_names))
+
+    def split(self, seed: int = 0, fractions: tuple[float, float] = (0.1, 0.1)) -> dict[str, "ShapeSet"]:
+        """Shuffle deterministically and cut into train / val / test.
+
+        ``fractions`` are the val and test shares; each gets at least one
+        cloud when there are three or more.
+        """
+        order = np.random.default_rng(seed).permutation(len(self))
+        count = len(self)
+        num_val, num_test = (max(1 if count >= 3 else 0, round(f * count)) for f in fractions)
+        test, val = order[:num_test], order[num_test : num_test + num_val]
+        return {"train": self.subset(order[num_test + num_val :]), "val": self.subset(val), "test": self.subset(test)}
+
+
+@dataclass(frozen=True)
+class ShapeSplits:
+    """Parameters of the embedded data; its :meth:`key` names the cache folder."""
+
+    seed: int = 0
+    num_train: int = 2400
+    num_val: int = 200
+    num_test: int = 400
+    num_points: int = 2048
+
+    def key(self) -> str:
+        text = json.dumps({"version": EMBEDDED_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+
+
+def default_cache_dir() -> Path:
+    """``$UNIDIT_CACHE`` or ``~/.cache/unidit``."""
+    return Path(os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit")
+
+
+def generate_embedded(
+    seed: int = 0,
+    num_train: int = 2400,
+    num_val: int = 200,
+    num_test: int = 400,
+    num_points: int = 2048,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, ShapeSet]:
+    """The embedded primitive dataset, generated once and cached on disk.
+
+    Train and validation specs are drawn uniformly (kind, then attributes);
+    the test split is balanced over kinds (``num_test // 8`` each, the rest
+    spread over the first kinds).  Same parameters -> identical arrays.  The
+    cache lives in ``<cache_dir>/shape3d/embedded-<hash>/`` and is written to a
+    temporary folder first, then renamed into place.
+    """
+    params = ShapeSplits(seed, num_train, num_val, num_test, num_points)
+    folder = Path(cache_dir or default_cache_dir()) / "shape3d" / f"embedded-{params.key()}"
+    if (folder / "done.json").is_file():
+        try:
+            return {split: _read_split(folder, split) for split in SPLITS}
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is regenerated below
+    splits = _generate(params)
+    _write_cache(folder, params, splits)
+    return splits
+
+
+def _generate(params: ShapeSplits) -> dict[str, ShapeSet]:
+    seeds = np.random.SeedSequence(params.seed).spawn(len(SPLITS))
+    out = {}
+    for split, seq in zip(SPLITS, seeds):
+        rng = np.random.default_rng(seq)
+        count = params.sizes()[split]
+        if split == "test":
+            kinds = [KINDS[i % len(KINDS)] for i in range(count)]
+            specs = [random_spec(rng, kind) for kind in kinds]
+        else:
+            specs = [random_spec(rng) for _ in range(count)]
+        points = np.zeros((count, params.num_points, 3), dtype=np.float32)  # (M, N, 3)
+        for i, spec in enumerate(specs):
+            points[i] = sample_points(spec, params.num_points, rng)
+        captions = [caption(spec, rng) for spec in specs]
+        labels = np.array([spec.label for spec in specs], dtype=np.int64)
+        out[split] = ShapeSet(points, captions, labels, list(specs), list(KINDS))
+    return out
+
+
+def _write_cache(folder: Path, params: ShapeSplits, splits: dict[str, ShapeSet]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for split, shapes in splits.items():
+            np.savez(tmp / f"{split}.npz", points=shapes.points, labels=shapes.labels)
+            meta = {"captions": shapes.captions, "specs": [s.to_dict() for s in shapes.specs]}
+            (tmp / f"{split}.json").write_text(json.dumps(meta))
+        (tmp / "done.json").write_text(json.dumps({"version": EMBEDDED_VERSION, **asdict(params)}))
+        if folder.exists():  # a damaged or concurrently written cache
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except OSError:
+        pass  # caching is an optimisation; e.g. another process won the rename
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_split(folder: Path, split: str) -> ShapeSet:
+    with np.load(folder / f"{split}.npz") as arrays:
+        points, labels = arrays["points"], arrays["labels"]
+    meta = json.loads((folder / f"{split}.json").read_text())
+    specs = [ShapeSpec(**spec) for spec in meta["specs"]]
+    return ShapeSet(points, meta["captions"], labels, specs, list(KINDS))
+
+
+class ShapeCloudDataset(Dataset):
+    """Items ``{"points": (N, 3) float32 tensor, "caption": str, "label": int}``."""
+
+    def __init__(self, shapes: ShapeSet) -> None:
+        self.shapes = shapes
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, index: int) -> dict:
+        return {
+            "points": torch.from_numpy(np.ascontiguousarray(self.shapes.points[index])),  # (N, 3)
+            "caption": self.shapes.captions[index],
+            "label": int(self.shapes.labels[index]),
+        }
+
+
+# ------------------------------------------------------------ real formats
+def load_pc15k(
+    root: str | os.PathLike,
+    synsets: list[str] | None = None,
+    split: str = "train",
+    num_points: int = 2048,
+    seed: int = 0,
+) -> ShapeSet:
+    """Read ShapeNet PC15k (PointFlow layout) as ``num_points``-point clouds.
+
+    Args:
+        root: folder holding ``<synset_id>/<split>/<model_id>.npy``.
+        synsets: synset ids to read (label = position in this list); all
+            synset folders under ``root`` (sorted) when None.
+        split: ``train``, ``val`` or ``test``.
+    Captions are "a <category>" ("an airplane") from :data:`SYNSET_NAMES` (unknown ids are
+    used as their own name).  Each file is subsampled without replacement,
+    deterministically from ``seed`` and the file's position.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"PC15k root not found: {root} (expected <root>/<synset_id>/{split}/*.npy)")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if synsets is None:
+        synsets = sorted(p.name for p in root.iterdir() if (p / split).is_dir())
+        if not synsets:
+            raise ValueError(f"{root}: no synset folders with a {split!r} split (expected <synset_id>/{split}/*.npy)")
+    files: list[tuple[int, Path]] = []
+    for label, synset in enumerate(synsets):
+        folder = root / synset / split
+        if not folder.is_dir():
+            raise FileNotFoundError(f"PC15k split folder not found: {folder}")
+        found = sorted(folder.glob("*.npy"))
+        if not found:
+            raise ValueError(f"{folder}: empty split, expected <model_id>.npy files")
+        files += [(label, path) for path in found]
+    points = np.stack([load_points(path, num_points, seed=seed + i) for i, (_, path) in enumerate(files)])
+    names = [SYNSET_NAMES.get(s, s) for s in synsets]
+    captions = [_with_article(names[label]) for label, _ in files]
+    labels = np.array([label for label, _ in files], dtype=np.int64)
+    return ShapeSet(points, captions, labels, [None] * len(files), names)
+
+
+def _with_article(name: str) -> str:
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def load_mesh_folder(
+    root: str | os.PathLike,
+    captions_csv: str | os.PathLike,
+    num_points: int = 2048,
+    seed: int = 0,
+) -> ShapeSet:
+    """Read captioned shapes listed by a CSV with columns ``file,caption`` (optional ``label``).
+
+    ``file`` is relative to ``root`` and must stay inside it; any format
+    :func:`unidit.tokenizers.meshes.load_points` reads is accepted.  A
+    relative ``captions_csv`` is looked up under ``root`` if not found as is.
+    Labels come from the ``label`` column, else -1 (no class).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"mesh folder not found: {root}")
+    table = Path(captions_csv)
+    if not table.is_file() and not table.is_absolute() and (root / table).is_file():
+        table = root / table
+    if not table.is_file():
+        raise FileNotFoundError(f"captions CSV not found: {captions_csv}")
+    with open(table, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"file", "caption"} <= set(reader.fieldnames):
+            raise ValueError(f"{table}: expected a header with columns 'file,caption', got {reader.fieldnames}")
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"{table}: no rows; expected one 'file,caption' row per shape")
+    resolved_root = root.resolve()
+    clouds, captions, labels = [], [], []
+    for line, row in enumerate(rows, start=2):
+        name, text = (row.get("file") or "").strip(), (row.get("caption") or "").strip()
+        if not text:
+            raise ValueError(f"{table}, line {line}: empty caption for {name!r}")
+        path = (root / name).resolve()
+        if not name or Path(name).is_absolute() or not path.is_relative_to(resolved_root):
+            raise ValueError(f"{table}, line {line}: file {name!r} must be a relative path inside {root}")
+        clouds.append(load_points(path, num_points, seed=seed + len(clouds)))
+        captions.append(text)
+        labels.append(int(row["label"]) if (row.get("label") or "").strip() else -1)
+    return ShapeSet(np.stack(clouds), captions, np.array(labels, dtype=np.int64), [None] * len(rows))
