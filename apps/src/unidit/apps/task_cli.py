@@ -31,14 +31,10 @@ class TaskCLI(LightningCLI):
             parser.add_class_arguments(cls, name)
 
 
-def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: dict[str, type] | None = None):
-    """Parse ``argv`` over the default ``config``, build everything and train.
-
-    Returns the CLI object (``cli.model``, ``cli.datamodule``, ``cli.trainer``,
-    ``cli.config`` for the extra groups) once ``trainer.fit`` has finished.
-    """
+def build_cli(module_cls, data_cls, config: Path, argv: list[str], extra_groups: dict[str, type] | None = None):
+    """Parse ``argv`` over the default ``config`` and instantiate model, data and trainer."""
     cli_cls = type("BoundTaskCLI", (TaskCLI,), {"extra_groups": dict(extra_groups or {})})
-    cli = cli_cls(
+    return cli_cls(
         module_cls,
         data_cls,
         args=argv,
@@ -47,5 +43,14 @@ def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: d
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
     )
+
+
+def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: dict[str, type] | None = None):
+    """Build everything from ``config`` + ``argv`` and train.
+
+    Returns the CLI object (``cli.model``, ``cli.datamodule``, ``cli.trainer``,
+    ``cli.config`` for the extra groups) once ``trainer.fit`` has finished.
+    """
+    cli = build_cli(module_cls, data_cls, config, argv, extra_groups)
     cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
     return cli

@@ -32,10 +32,11 @@ from unidit.training.export import export_task, load_task
 
 CONFIG_DIR = Path(__file__).parent
 FIT_CONFIG = CONFIG_DIR / "fit.yaml"
+MODEL_CLASS, DATA_CLASS, EXTRA_GROUPS = Shape3DTask, Shape3DData, {"report": Shape3DReport}
 
 
 def fit(argv: list[str]) -> Path:
-    cli = run_fit(Shape3DTask, Shape3DData, FIT_CONFIG, argv, extra_groups={"report": Shape3DReport})
+    cli = run_fit(MODEL_CLASS, DATA_CLASS, FIT_CONFIG, argv, extra_groups=EXTRA_GROUPS)
     run_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)
     if not cli.trainer.is_global_zero:
         return run_dir
@@ -55,9 +56,9 @@ def sample(argv: list[str]) -> Path:
     parser.add_argument("--num_points", type=int, default=2048)
     parser.add_argument("--complete", help="partial cloud (.ply/.obj/.off/.npy) whose points stay fixed")
     parser.add_argument("--known_points", type=int, default=1024, help="points read from --complete")
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--sampler", default="euler", choices=["euler", "heun", "midpoint"])
-    parser.add_argument("--cfg_scale", type=float, default=3.0)
+    parser.add_argument("--cfg_scale", type=float, default=2.0)
     parser.add_argument("--cfg_rescale", type=float, default=0.7)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ no pickled code is ever executed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ def export_task(task, directory: str | os.PathLike) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         task.sampling_network().save_pretrained(staging)
-        meta = {"task": type(task).__name__, "hparams": _plain(dict(task.hparams))}
+        meta = {"task": type(task).__name__, "hparams": _plain(_init_arguments(type(task), dict(task.hparams)))}
         (staging / TASK_FILE).write_text(json.dumps(meta, indent=2))
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
@@ -73,7 +74,7 @@ def _load_export(task_cls, directory: Path):
         raise ValueError(
             f"{directory} holds a {meta.get('task')!r} export, not {task_cls.__name__!r}"
         )
-    task = task_cls(**meta["hparams"])
+    task = task_cls(**_init_arguments(task_cls, meta["hparams"]))
     try:
         state = load_file(weights_path)
     except Exception as error:
@@ -82,6 +83,12 @@ def _load_export(task_cls, directory: Path):
     task.ensure_ema().network.load_state_dict(state)
     task.eval()
     return task
+
+
+def _init_arguments(task_cls, hparams: dict) -> dict:
+    """The hyper-parameters that are arguments of ``task_cls.__init__`` (Lightning adds others)."""
+    accepted = inspect.signature(task_cls.__init__).parameters
+    return {k: v for k, v in hparams.items() if k in accepted and k != "self"}
 
 
 def _plain(value):

@@ -44,9 +44,9 @@ class Shape3DReport:
     """
 
     per_kind: int = 20
-    steps: int = 50
+    steps: int = 30
     sampler: str = "euler"
-    cfg_scale: float = 3.0
+    cfg_scale: float = 2.0
     cfg_rescale: float = 0.7
     emd_points: int = 256
     batch_size: int = 40
