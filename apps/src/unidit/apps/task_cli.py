@@ -14,9 +14,16 @@ from typing import Optional
 
 from lightning.pytorch.cli import LightningCLI
 
+from unidit.training.checkpointing import AtomicCheckpointIO, PreemptionCheckpoint, find_last_checkpoint
+
 
 class TaskCLI(LightningCLI):
-    """LightningCLI with ``--ckpt_path`` (resume; ``last`` = newest in the run) and extra groups."""
+    """LightningCLI with ``--ckpt_path`` (resume; ``last`` = newest in the run) and extra groups.
+
+    Every trainer it builds writes checkpoints atomically (:class:`AtomicCheckpointIO`,
+    unless ``--trainer.plugins`` names another checkpoint IO) and writes a resumable
+    ``last.ckpt`` on SIGTERM / Ctrl-C (:class:`PreemptionCheckpoint`).
+    """
 
     extra_groups: dict[str, type] = {}
 
@@ -29,6 +36,18 @@ class TaskCLI(LightningCLI):
         )
         for name, cls in self.extra_groups.items():
             parser.add_class_arguments(cls, name)
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        config = dict(config)
+        plugins = config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(hasattr(p, "save_checkpoint") and hasattr(p, "load_checkpoint") for p in plugins):
+            plugins.append(AtomicCheckpointIO())
+        config["plugins"] = plugins
+        callbacks = list(callbacks)
+        if not any(isinstance(c, PreemptionCheckpoint) for c in (config.get("callbacks") or [])):
+            callbacks.append(PreemptionCheckpoint())
+        return super()._instantiate_trainer(config, callbacks)
 
 
 def build_cli(module_cls, data_cls, config: Path, argv: list[str], extra_groups: dict[str, type] | None = None):
@@ -52,5 +71,26 @@ def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: d
     ``cli.config`` for the extra groups) once ``trainer.fit`` has finished.
     """
     cli = build_cli(module_cls, data_cls, config, argv, extra_groups)
-    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path")))
     return cli
+
+
+def resolve_ckpt_path(trainer, ckpt_path: str | None) -> str | None:
+    """``last`` → the newest ``last.ckpt`` of earlier runs (see :func:`find_last_checkpoint`).
+
+    Any other path must exist: a typo must not silently start a fresh run.
+    """
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        found = find_last_checkpoint(trainer)
+        if found is None:
+            print(f"--ckpt_path last: no last.ckpt under {trainer.default_root_dir}; starting from scratch", flush=True)
+            return None
+        print(f"resuming from {found}", flush=True)
+        return str(found)
+    if ckpt_path in ("best", "hpc", "registry") or "://" in ckpt_path:
+        return ckpt_path
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    return ckpt_path

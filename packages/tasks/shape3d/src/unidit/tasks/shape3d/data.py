@@ -236,18 +236,40 @@ def _with_article(name: str) -> str:
     return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
+MAX_CAPTION_CHARS = 256  # the text encoder keeps 64 tokens (~4 characters each); longer text would be cut silently
+
+
+def check_caption(text: str, where: str) -> str:
+    """A stripped caption, or a ValueError naming ``where`` if it is empty or longer than MAX_CAPTION_CHARS."""
+    text = (text or "").strip()
+    if not text:
+        raise ValueError(f"{where}: empty caption; expected 1 to {MAX_CAPTION_CHARS} characters")
+    if len(text) > MAX_CAPTION_CHARS:
+        raise ValueError(
+            f"{where}: caption of {len(text)} characters; expected at most {MAX_CAPTION_CHARS} "
+            "(the text encoder reads 64 tokens)"
+        )
+    return text
+
+
 def load_mesh_folder(
     root: str | os.PathLike,
     captions_csv: str | os.PathLike,
     num_points: int = 2048,
     seed: int = 0,
+    skip_bad_samples: bool = False,
 ) -> ShapeSet:
     """Read captioned shapes listed by a CSV with columns ``file,caption`` (optional ``label``).
 
     ``file`` is relative to ``root`` and must stay inside it; any format
     :func:`unidit.tokenizers.meshes.load_points` reads is accepted.  A
     relative ``captions_csv`` is looked up under ``root`` if not found as is.
-    Labels come from the ``label`` column, else -1 (no class).
+    Labels come from the ``label`` column, else -1 (no class).  Captions must
+    hold 1 to :data:`MAX_CAPTION_CHARS` characters.
+
+    Every problem raises an error naming the CSV line and the file; with
+    ``skip_bad_samples`` bad rows are skipped instead, counted and printed
+    (an error is still raised when no row is usable).
     """
     root = Path(root)
     if not root.is_dir():
@@ -256,7 +278,7 @@ def load_mesh_folder(
     if not table.is_file() and not table.is_absolute() and (root / table).is_file():
         table = root / table
     if not table.is_file():
-        raise FileNotFoundError(f"captions CSV not found: {captions_csv}")
+        raise FileNotFoundError(f"captions CSV not found: {captions_csv} (looked in {root} too)")
     with open(table, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"file", "caption"} <= set(reader.fieldnames):
@@ -265,15 +287,47 @@ def load_mesh_folder(
     if not rows:
         raise ValueError(f"{table}: no rows; expected one 'file,caption' row per shape")
     resolved_root = root.resolve()
-    clouds, captions, labels = [], [], []
+    clouds, captions, labels, skipped = [], [], [], []
     for line, row in enumerate(rows, start=2):
-        name, text = (row.get("file") or "").strip(), (row.get("caption") or "").strip()
-        if not text:
-            raise ValueError(f"{table}, line {line}: empty caption for {name!r}")
-        path = (root / name).resolve()
-        if not name or Path(name).is_absolute() or not path.is_relative_to(resolved_root):
-            raise ValueError(f"{table}, line {line}: file {name!r} must be a relative path inside {root}")
-        clouds.append(load_points(path, num_points, seed=seed + len(clouds)))
+        try:
+            cloud, text, label = _read_row(row, table, line, root, resolved_root, num_points, seed + line - 2)
+        except (OSError, ValueError) as error:
+            if not skip_bad_samples:
+                raise
+            skipped.append(str(error))
+            continue
+        clouds.append(cloud)
         captions.append(text)
-        labels.append(int(row["label"]) if (row.get("label") or "").strip() else -1)
-    return ShapeSet(np.stack(clouds), captions, np.array(labels, dtype=np.int64), [None] * len(rows))
+        labels.append(label)
+    if skipped:
+        print(f"{table}: skipped {len(skipped)} bad sample(s) of {len(rows)}:", flush=True)
+        for reason in skipped:
+            print(f"  {reason}", flush=True)
+    if not clouds:
+        raise ValueError(f"{table}: none of the {len(rows)} rows is usable (all {len(skipped)} skipped)")
+    result = ShapeSet(np.stack(clouds), captions, np.array(labels, dtype=np.int64), [None] * len(clouds))
+    result.skipped = skipped  # type: ignore[attr-defined]
+    return result
+
+
+def _read_row(row: dict, table: Path, line: int, root: Path, resolved_root: Path, num_points: int, seed: int):
+    where = f"{table}, line {line}"
+    name = (row.get("file") or "").strip()
+    if not name:
+        raise ValueError(f"{where}: empty 'file' field; expected a path relative to {root}")
+    text = check_caption(row.get("caption") or "", f"{where} ({name})")
+    path = (root / name).resolve()
+    if Path(name).is_absolute() or not path.is_relative_to(resolved_root):
+        raise ValueError(f"{where}: file {name!r} must be a relative path inside {root}")
+    raw_label = (row.get("label") or "").strip()
+    try:
+        label = int(raw_label) if raw_label else -1
+    except ValueError:
+        raise ValueError(f"{where}: label {raw_label!r} of {name!r} is not an integer") from None
+    try:
+        cloud = load_points(path, num_points, seed=seed)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{where}: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
+    return cloud, text, label

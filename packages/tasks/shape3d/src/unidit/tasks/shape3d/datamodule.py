@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
 from unidit.tasks.shape3d.data import (
     ShapeCloudDataset,
     ShapeSet,
@@ -35,6 +36,12 @@ class Shape3DData(pl.LightningDataModule):
         batch_size: clouds per batch.
         num_workers: DataLoader workers.
         cache_dir: where embedded data is cached (default ``$UNIDIT_CACHE`` or ``~/.cache/unidit``).
+        skip_bad_samples: ``meshes`` only: skip unreadable / invalid files and bad rows
+            (counted and printed) instead of stopping at the first one.
+
+    The training loader's order is a pure function of ``(seed, epoch)`` and its
+    position is checkpointed, so a resumed run sees exactly the batches an
+    uninterrupted one would; under DDP each rank reads a disjoint shard.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class Shape3DData(pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         cache_dir: str | None = None,
+        skip_bad_samples: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -79,12 +87,22 @@ class Shape3DData(pl.LightningDataModule):
         elif h.source == "meshes":
             if h.root is None or h.captions_csv is None:
                 raise ValueError("data.root and data.captions_csv are required for source 'meshes'")
-            everything = load_mesh_folder(h.root, h.captions_csv, num_points=h.num_points, seed=h.seed)
+            everything = load_mesh_folder(h.root, h.captions_csv, num_points=h.num_points, seed=h.seed,
+                                          skip_bad_samples=h.skip_bad_samples)
             self.splits = everything.split(seed=h.seed)
         else:
             raise ValueError(f"data.source must be one of embedded, pc15k, meshes; got {h.source!r}")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if shuffle:
+            dataset = ShapeCloudDataset(self.splits[split])
+            return ResumableDataLoader(
+                dataset,
+                batch_size=self.hparams.batch_size,
+                sampler=ResumableSampler(dataset, seed=self.hparams.seed, shuffle=True, drop_last=True),
+                drop_last=True,
+                num_workers=self.hparams.num_workers,
+            )
         generator = torch.Generator().manual_seed(self.hparams.seed)
         return DataLoader(
             ShapeCloudDataset(self.splits[split]),

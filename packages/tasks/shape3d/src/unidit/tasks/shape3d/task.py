@@ -44,6 +44,7 @@ class Shape3DTask(FlowMatchingTask):
         time_shift: float = 1.0,
         text_encoder: str | None = None,
         text_max_length: int = 64,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__(
             lr=lr,
@@ -56,6 +57,7 @@ class Shape3DTask(FlowMatchingTask):
             time_shift=time_shift,
             text_encoder=text_encoder,
             text_max_length=text_max_length,
+            max_nonfinite_steps=max_nonfinite_steps,
         )
         self.save_hyperparameters()
         config = PointDenoiserConfig(

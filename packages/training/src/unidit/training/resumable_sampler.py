@@ -1,0 +1,102 @@
+"""A sampler and loader that resume mid-epoch exactly, on one process or many.
+
+The permutation of an epoch is a pure function of ``(seed, epoch)`` (the
+``DistributedSampler`` recipe), so it can be recomputed after a restart; the
+loader counts the batches it has handed to the training loop and saves that
+count in Lightning's checkpoint (Lightning checkpoints loaders that have
+``state_dict``/``load_state_dict``), and on resume the sampler skips exactly
+those samples of the interrupted epoch.
+
+Because :class:`ResumableSampler` *is* a ``DistributedSampler``, Lightning
+does not wrap it under DDP; it shards by the rank it finds (``torch.distributed``
+when initialised, else rank 0 of 1), each rank reading a disjoint slice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that can skip the samples already consumed in an epoch.
+
+    Args:
+        dataset: the dataset (only its length is used).
+        seed: permutation seed; epoch ``e`` uses the permutation of ``seed + e``.
+        shuffle: permute (training) or keep order.
+        drop_last: drop the tail that does not divide evenly over ranks
+            (so no sample is repeated across ranks in an epoch).
+        num_replicas / rank: default to ``torch.distributed`` (1 / 0 when not initialised).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        distributed = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if distributed else 1
+        if rank is None:
+            rank = dist.get_rank() if distributed else 0
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
+        self._skip_epoch: int | None = None
+        self._skip_samples = 0
+
+    def skip(self, epoch: int, samples: int) -> None:
+        """Skip the first ``samples`` indices of this rank the next time ``epoch`` is iterated."""
+        if samples < 0:
+            raise ValueError(f"samples to skip must be >= 0, got {samples}")
+        self._skip_epoch, self._skip_samples = epoch, samples
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        if self._skip_epoch == self.epoch:
+            indices = indices[self._skip_samples :]
+        self._skip_epoch, self._skip_samples = None, 0  # a skip applies once
+        return iter(indices)
+
+
+class ResumableDataLoader(DataLoader):
+    """DataLoader over a :class:`ResumableSampler` whose position survives a checkpoint.
+
+    ``state_dict()`` is ``{"epoch", "batches"}``: the batches of the current
+    epoch already handed out (Lightning does not prefetch from sized loaders,
+    so that is what the training loop consumed). ``load_state_dict`` makes the
+    next iteration of that epoch start right after them.
+    """
+
+    def __init__(self, dataset: Dataset, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dataset, *args, **kwargs)
+        if not isinstance(self.sampler, ResumableSampler):
+            raise TypeError(f"ResumableDataLoader needs a ResumableSampler, got {type(self.sampler).__name__}")
+        self._epoch = 0
+        self._yielded = 0
+        self._pending: tuple[int, int] | None = None  # (epoch, batches) to skip on the next iteration
+
+    def __iter__(self):
+        # A generator: the body runs at the first ``next``, after Lightning's ``set_epoch``.
+        sampler: ResumableSampler = self.sampler  # type: ignore[assignment]
+        self._epoch, self._yielded = sampler.epoch, 0
+        if self._pending is not None and self._pending[0] == sampler.epoch:
+            self._yielded = self._pending[1]
+            sampler.skip(sampler.epoch, self._yielded * int(self.batch_size or 1))
+        self._pending = None
+        for batch in super().__iter__():
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self._epoch), "batches": int(self._yielded)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._pending = (int(state["epoch"]), int(state["batches"]))
