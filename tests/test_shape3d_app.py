@@ -50,6 +50,7 @@ def test_fit_writes_model_samples_and_metrics(fitted_run: Path):
     assert len(metrics["per_kind"]) == 8
     plys = list((fitted_run / "report").glob("*.ply"))
     assert len(plys) == 8
+    assert all(ply.with_suffix(".png").is_file() for ply in plys)
     cloud = trimesh.load(plys[0])
     assert np.asarray(cloud.vertices).shape == (2048, 3)
     assert (fitted_run / "report" / "samples.png").stat().st_size > 10_000
@@ -61,6 +62,7 @@ def test_sample_and_complete_from_export(fitted_run: Path, tmp_path: Path):
     main(["sample", "shape3d", "--ckpt", str(fitted_run / "model"), "--prompt", "a large torus",
           "--prompt", "a small cone", "--out", str(out), "--steps", "3", "--num_points", "512"])
     assert len(list(out.glob("*.ply"))) == 2 and (out / "samples.png").is_file()
+    assert len(list(out.glob("*.png"))) == 3  # one render per prompt + the grid
 
     partial = tmp_path / "half.ply"
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.8).sample(400, seed=0)

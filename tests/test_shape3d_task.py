@@ -85,3 +85,14 @@ def test_export_refuses_another_task(tmp_path):
     (directory / "task.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="AudioTask"):
         load_task(Shape3DTask, directory)
+
+
+def test_window_attention_and_mmdit_backbones_run_in_the_3d_task():
+    windowed = _tiny_task(backbone={"window_size": 2, "window_blocks": [0]})
+    joint = _tiny_task(backbone={"arch": "mmdit"})
+    points = torch.randn(2, 256, 3)
+    context, mask = windowed.encode_captions(["a large cube", "a small torus"])
+    for task in (windowed, joint):
+        velocity = task.denoiser(points, torch.tensor([0.3, 0.9]), context, mask)
+        assert velocity.shape == points.shape and torch.isfinite(velocity).all()
+        velocity.square().mean().backward()

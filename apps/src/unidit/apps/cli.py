@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+
+# Noise from Lightning internals that says nothing to a user of this command: the
+# EMA copy of the denoiser is deliberately kept in eval mode during training.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 # Task name → module holding that task's app (``fit``, ``sample``, ``evaluate`` functions).
 TASK_APPS = {

@@ -94,3 +94,11 @@ def resolve_ckpt_path(trainer, ckpt_path: str | None) -> str | None:
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
     return ckpt_path
+
+
+def run_directory(trainer) -> Path:
+    """The folder of this run: where its checkpoints live (``<run>/checkpoints``), whatever the logger."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        return Path(callback.dirpath).parent
+    return Path(trainer.log_dir or trainer.default_root_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentParser
 
-from unidit.apps.task_cli import run_fit
+from unidit.apps.task_cli import run_directory, run_fit
 from unidit.tasks.shape3d.datamodule import Shape3DData
 from unidit.tasks.shape3d.evaluate import (
     Shape3DReport,
@@ -24,8 +24,8 @@ from unidit.tasks.shape3d.evaluate import (
     evaluate_shapes,
     format_table,
     write_report,
+    write_samples,
 )
-from unidit.tasks.shape3d.media import render_clouds_png, write_clouds_ply
 from unidit.tasks.shape3d.task import Shape3DTask
 from unidit.tokenizers.meshes import load_points
 from unidit.training.export import export_task, load_task
@@ -37,7 +37,7 @@ MODEL_CLASS, DATA_CLASS, EXTRA_GROUPS = Shape3DTask, Shape3DData, {"report": Sha
 
 def fit(argv: list[str]) -> Path:
     cli = run_fit(MODEL_CLASS, DATA_CLASS, FIT_CONFIG, argv, extra_groups=EXTRA_GROUPS)
-    run_dir = Path(cli.trainer.log_dir or cli.trainer.default_root_dir)
+    run_dir = run_directory(cli.trainer)
     if not cli.trainer.is_global_zero:
         return run_dir
     model_dir = export_task(cli.model, run_dir / "model")
@@ -84,9 +84,8 @@ def sample(argv: list[str]) -> Path:
     ).cpu().numpy()
     out = Path(args.out)
     names = [f"{i:02d}_{_slug(c)}" for i, c in enumerate(captions)]
-    write_clouds_ply(out, list(clouds), names)
-    render_clouds_png(list(clouds), captions, out / "samples.png")
-    print(f"wrote {len(clouds)} clouds (.ply) and samples.png to {out}")
+    write_samples(out, list(clouds), captions, names)
+    print(f"wrote {len(clouds)} clouds (.ply + .png) and samples.png to {out}")
     return out
 
 

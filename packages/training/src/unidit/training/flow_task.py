@@ -106,7 +106,11 @@ class FlowMatchingTask(pl.LightningModule):
         """Frozen text encoder with per-caption embedding cache (built on first use)."""
         if self._captions is None:
             encoder = TextEncoder(self.text_encoder_name, max_length=self.text_max_length)
-            self._captions = CaptionEmbeddingCache(encoder)
+            # One caption per encoder call: an embedding must not depend on which other
+            # captions happened to miss the cache with it (padding / BLAS blocking change
+            # the last bits), or a resumed run, whose cache starts empty, drifts from an
+            # uninterrupted one.
+            self._captions = CaptionEmbeddingCache(encoder, batch_size=1)
         return self._captions
 
     def encode_captions(self, captions: list[str]) -> tuple[Tensor, Tensor]:
@@ -148,8 +152,14 @@ class FlowMatchingTask(pl.LightningModule):
             rng_state.restore_global(self._global_rng_to_restore)
             self._global_rng_to_restore = None
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self._skipped_step:  # no optimizer update happened: leave the EMA alone too
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then the EMA update.
+
+        Updating here (not in ``on_train_batch_end``) puts the EMA in step with the
+        weights before any callback's ``on_train_batch_end`` writes a checkpoint.
+        """
+        super().optimizer_step(*args, **kwargs)
+        if self._skipped_step:  # non-finite loss: no update happened, leave the EMA alone too
             self._skipped_step = False
             return
         self.ensure_ema().update(self.denoiser)

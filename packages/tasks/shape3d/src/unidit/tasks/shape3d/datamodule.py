@@ -102,6 +102,8 @@ class Shape3DData(pl.LightningDataModule):
                 sampler=ResumableSampler(dataset, seed=self.hparams.seed, shuffle=True, drop_last=True),
                 drop_last=True,
                 num_workers=self.hparams.num_workers,
+                # its own generator: creating an iterator must not draw from the global torch RNG
+                generator=torch.Generator().manual_seed(self.hparams.seed),
             )
         generator = torch.Generator().manual_seed(self.hparams.seed)
         return DataLoader(

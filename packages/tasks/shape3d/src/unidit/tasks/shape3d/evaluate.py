@@ -114,16 +114,24 @@ def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, ca
 
 
 def write_report(out_dir: str | Path, metrics: dict, generated: torch.Tensor, captions: list[str], labels=None, num_written: int = 8) -> Path:
-    """metrics.json, one .ply per written prompt, and samples.png (one cloud per kind first)."""
+    """metrics.json, a .ply and a .png per written prompt, and samples.png (one cloud per kind first)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     picks = _one_per_kind(labels, num_written) if labels is not None else list(range(min(num_written, len(captions))))
     clouds = [generated[i].numpy() for i in picks]
     names = [f"{n:02d}_{_slug(captions[i])}" for n, i in enumerate(picks)]
-    write_clouds_ply(out, clouds, names)
-    render_clouds_png(clouds, [captions[i] for i in picks], out / "samples.png")
+    write_samples(out, clouds, [captions[i] for i in picks], names)
     return out
+
+
+def write_samples(out: str | Path, clouds: list, captions: list[str], names: list[str]) -> None:
+    """One ``.ply`` and one ``.png`` render per cloud, plus ``samples.png`` with all of them."""
+    out = Path(out)
+    write_clouds_ply(out, clouds, names)
+    for cloud, caption, name in zip(clouds, captions, names):
+        render_clouds_png([cloud], [caption], out / f"{name}.png", cols=1)
+    render_clouds_png(clouds, captions, out / "samples.png")
 
 
 def format_table(metrics: dict) -> str:
