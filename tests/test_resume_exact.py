@@ -11,9 +11,9 @@ from unidit.apps.shape3d import app
 from unidit.apps.task_cli import run_fit
 from unidit.training.checkpointing import Preempted, PreemptionCheckpoint
 
-# 64 training clouds / batch 8 = 8 batches per epoch: stopping at 5 is mid-epoch and
-# the resumed half crosses into epoch 1 (a new permutation).
-STOP_AT, TOTAL = 5, 12
+# 64 training clouds / batch 8 = 8 batches per epoch: stopping at 5 is mid-epoch and the
+# resumed half crosses into epoch 1 (a new permutation); stopping at 8 is on the epoch boundary.
+TOTAL = 12
 TINY_FIT = [
     "--model.preset", "tiny", "--model.resolution", "8", "--model.patch_size", "4", "--model.grid_channels", "8",
     "--model.warmup_steps", "3",  # schedule, caption dropout (0.1) and completion (0.1) all stay on
@@ -40,15 +40,21 @@ def _state(cli) -> dict[str, torch.Tensor]:
     return state
 
 
-def test_stop_and_resume_is_bit_identical(tmp_path, shape_cache, monkeypatch):
-    straight = _fit(tmp_path / "straight", shape_cache)
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, shape_cache):
+    cli = _fit(tmp_path_factory.mktemp("straight"), shape_cache)
+    return cli, _state(cli)
+
+
+@pytest.mark.parametrize("stop_at", [5, 8], ids=["mid-epoch", "epoch-boundary"])
+def test_stop_and_resume_is_bit_identical(stop_at, straight_run, tmp_path, shape_cache, monkeypatch):
+    straight, expected = straight_run
     assert straight.trainer.global_step == TOTAL
-    expected = _state(straight)
 
     original = PreemptionCheckpoint.on_train_batch_end
 
     def sigterm_at_stop(self, trainer, *args):
-        if trainer.global_step == STOP_AT:
+        if trainer.global_step == stop_at:
             trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
         return original(self, trainer, *args)
 
@@ -58,7 +64,7 @@ def test_stop_and_resume_is_bit_identical(tmp_path, shape_cache, monkeypatch):
     monkeypatch.setattr(PreemptionCheckpoint, "on_train_batch_end", original)
     last = list((tmp_path / "split").glob("shape3d/version_0/checkpoints/last.ckpt"))
     assert last, sorted(map(str, (tmp_path / "split").rglob("*")))
-    assert torch.load(last[0], weights_only=True)["global_step"] == STOP_AT
+    assert torch.load(last[0], weights_only=True)["global_step"] == stop_at
 
     resumed = _fit(tmp_path / "split", shape_cache, "--ckpt_path", "last")
     assert resumed.trainer.global_step == TOTAL

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Optional
 
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from unidit.training.checkpointing import AtomicCheckpointIO, PreemptionCheckpoint, find_last_checkpoint
+from unidit.training.checkpointing import AtomicCheckpointIO, Preempted, PreemptionCheckpoint, find_last_checkpoint
 
 
 class TaskCLI(LightningCLI):
-    """LightningCLI with ``--ckpt_path`` (resume; ``last`` = newest in the run) and extra groups.
+    """LightningCLI with ``--ckpt_path`` (resume; ``last`` = newest of earlier runs) and extra groups.
 
     Every trainer it builds writes checkpoints atomically (:class:`AtomicCheckpointIO`,
     unless ``--trainer.plugins`` names another checkpoint IO) and writes a resumable
@@ -32,7 +33,8 @@ class TaskCLI(LightningCLI):
             "--ckpt_path",
             type=Optional[str],
             default=None,
-            help="Resume training from this Lightning checkpoint ('last' = the newest of this run).",
+            help="Resume training exactly from this Lightning checkpoint ('last' = the newest last.ckpt "
+            "of earlier runs under the logger's folder / default_root_dir).",
         )
         for name, cls in self.extra_groups.items():
             parser.add_class_arguments(cls, name)
@@ -71,7 +73,10 @@ def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: d
     ``cli.config`` for the extra groups) once ``trainer.fit`` has finished.
     """
     cli = build_cli(module_cls, data_cls, config, argv, extra_groups)
-    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path")))
+    try:
+        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path")))
+    except SIGTERMException:  # SIGTERM outside a training batch; PreemptionCheckpoint wrote last.ckpt
+        raise Preempted(f"stopped by SIGTERM at step {cli.trainer.global_step}") from None
     return cli
 
 

@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from unidit.training.nonfinite import NonFiniteLossError
 
@@ -127,7 +128,14 @@ class PreemptionCheckpoint(Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
         self._restore_sigint()
-        if isinstance(exception, NonFiniteLossError):
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+            # SIGTERM seen by Lightning outside a training batch (during validation or at an
+            # epoch end): the training state is between steps, so this checkpoint resumes too.
+            path = self.checkpoint_path(trainer)
+            trainer.save_checkpoint(path)
+            if trainer.is_global_zero:
+                print(f"SIGTERM: wrote {path} at step {trainer.global_step}; resume with --ckpt_path last", flush=True)
+        elif isinstance(exception, NonFiniteLossError):
             path = self.checkpoint_path(trainer, "nonfinite-stop.ckpt")
             trainer.save_checkpoint(path)
             if trainer.is_global_zero:

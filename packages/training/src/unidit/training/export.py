@@ -57,7 +57,10 @@ def load_task(task_cls: type[T], path: str | os.PathLike, map_location: str = "c
     try:
         task = task_cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     except Exception as error:  # corrupt, truncated or foreign files
-        raise ValueError(f"cannot load Lightning checkpoint {path}: {error}") from error
+        raise ValueError(
+            f"cannot load Lightning checkpoint {path} as a {task_cls.__name__} "
+            f"(truncated, corrupt, or saved by another task?): {error}"
+        ) from error
     return task
 
 

@@ -53,8 +53,11 @@ class PointDenoiserConfig:
 
     def __post_init__(self) -> None:
         if self.resolution % self.patch_size:
+            lower = self.resolution - self.resolution % self.patch_size
             raise ValueError(
-                f"resolution {self.resolution} must be divisible by patch_size {self.patch_size}"
+                f"resolution {self.resolution} must be divisible by patch_size {self.patch_size}: "
+                f"the voxel grid is cut into cubes of side {self.patch_size} "
+                f"(e.g. resolution {lower or self.patch_size} or {lower + self.patch_size})"
             )
 
 
@@ -93,6 +96,8 @@ class PointCloudDenoiser(nn.Module, PyTorchModelHubMixin):
         context_mask: Tensor | None = None,  # (B, S)
     ) -> Tensor:
         batch, num_points, _ = x.shape
+        if t.dim() == 2 and bool((t == t[:, :1]).all()):
+            t = t[:, 0]  # one timestep per cloud: adaLN runs once per sample, not per token
         t_points = t[:, None].expand(batch, num_points) if t.dim() == 1 else t  # (B, N)
         features = torch.cat([x, x.new_ones(batch, num_points, 1), t_points[..., None].to(x.dtype)], dim=-1)
         grid, coords = self.voxelizer.voxelize(features, x)  # (B, 5, r, r, r), (B, N, 3)
