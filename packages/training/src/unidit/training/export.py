@@ -9,7 +9,6 @@ no pickled code is ever executed.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -89,9 +88,8 @@ def _load_export(task_cls, directory: Path):
 
 
 def _init_arguments(task_cls, hparams: dict) -> dict:
-    """The hyper-parameters that are arguments of ``task_cls.__init__`` (Lightning adds others)."""
-    accepted = inspect.signature(task_cls.__init__).parameters
-    return {k: v for k, v in hparams.items() if k in accepted and k != "self"}
+    """The task's own constructor arguments: Lightning/LightningCLI add private ``_*`` entries."""
+    return {k: v for k, v in hparams.items() if not k.startswith("_")}
 
 
 def _plain(value):

@@ -22,7 +22,8 @@ class Shape3DTask(FlowMatchingTask):
         point_hidden: width of the per-point MLP.
         completion_prob: fraction of training clouds where a random half-space of
             points is held clean (per-token t = 0), teaching shape completion.
-        **flow: the shared training options of ``FlowMatchingTask``.
+        **flow_options: the shared training options of ``FlowMatchingTask``
+            (lr, warm-up, EMA, caption dropout, timestep density, text encoder, ...).
     """
 
     def __init__(
@@ -34,31 +35,9 @@ class Shape3DTask(FlowMatchingTask):
         grid_channels: int = 16,
         point_hidden: int = 64,
         completion_prob: float = 0.1,
-        lr: float = 3e-4,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 100,
-        ema_decay: float = 0.999,
-        caption_dropout: float = 0.1,
-        t_mean: float = 0.0,
-        t_std: float = 1.0,
-        time_shift: float = 1.0,
-        text_encoder: str | None = None,
-        text_max_length: int = 64,
-        max_nonfinite_steps: int = 10,
+        **flow_options,
     ):
-        super().__init__(
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_steps=warmup_steps,
-            ema_decay=ema_decay,
-            caption_dropout=caption_dropout,
-            t_mean=t_mean,
-            t_std=t_std,
-            time_shift=time_shift,
-            text_encoder=text_encoder,
-            text_max_length=text_max_length,
-            max_nonfinite_steps=max_nonfinite_steps,
-        )
+        super().__init__(**flow_options)
         self.save_hyperparameters()
         config = PointDenoiserConfig(
             preset=preset,
