@@ -118,3 +118,39 @@ def test_divergence_stops_with_checkpoint_from_before(tmp_path, shape_cache, mon
     assert torch.isfinite(weights).all()
     assert torch.equal(weights, inject.weights[3])  # the weights of the last finite step
     assert math.isfinite(float(torch.load(saved, weights_only=True)["global_step"]))
+
+
+_SAVE_FOREVER = """
+import sys, torch
+from unidit.training.checkpointing import AtomicCheckpointIO
+io, target, step = AtomicCheckpointIO(), sys.argv[1], 0
+payload = torch.randn(2_000_000)  # 8 MB: each save takes long enough to be interrupted
+while True:
+    step += 1
+    io.save_checkpoint({"step": torch.tensor(step), "payload": payload}, target)
+    print(step, flush=True)
+"""
+
+
+def test_sigkill_during_saves_never_leaves_last_unreadable(tmp_path):
+    """A real process rewriting last.ckpt in a loop is SIGKILLed at several moments;
+    every time, last.ckpt still loads (weights_only) and holds a complete checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "last.ckpt"
+    script = tmp_path / "save_forever.py"
+    script.write_text(_SAVE_FOREVER)
+    io = AtomicCheckpointIO()
+    for delay in (0.07, 0.23):
+        process = subprocess.Popen([sys.executable, str(script), str(target)], stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "1"  # a first save completed
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        loaded = io.load_checkpoint(target)
+        assert int(loaded["step"]) >= 1 and loaded["payload"].numel() == 2_000_000
