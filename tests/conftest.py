@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from unidit.tasks.shape3d.data import generate_embedded
 
 

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from unidit.apps.shape3d import app
 from unidit.apps.task_cli import run_fit
 from unidit.backbones.rectified_flow import RectifiedFlow

@@ -18,7 +18,6 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
-
 from unidit.apps.cli import main
 from unidit.tasks.shape3d.data import MAX_CAPTION_CHARS, load_mesh_folder, load_pc15k
 from unidit.tasks.shape3d.datamodule import Shape3DData

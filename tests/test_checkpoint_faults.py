@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-
 from unidit.apps.shape3d import app
 from unidit.apps.task_cli import run_fit
 from unidit.backbones.rectified_flow import RectifiedFlow

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from unidit.apps.shape3d import app
 from unidit.apps.task_cli import run_fit
 from unidit.training.checkpointing import PREEMPTED_EXIT_CODE

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from unidit.apps.shape3d import app
 from unidit.apps.task_cli import run_fit
 from unidit.training.checkpointing import Preempted, PreemptionCheckpoint

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-
 from unidit.apps.cli import main
 from unidit.tokenizers.meshes import write_ply
 

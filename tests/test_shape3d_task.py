@@ -4,7 +4,6 @@ the known points, exports round-trip bit-exactly."""
 from __future__ import annotations
 
 import torch
-
 from unidit.tasks.shape3d.data import ShapeCloudDataset
 from unidit.tasks.shape3d.task import Shape3DTask
 from unidit.training.export import export_task, load_task

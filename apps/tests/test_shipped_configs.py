@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from unidit.apps.cli import TASK_APPS
 from unidit.apps.task_cli import build_cli
 

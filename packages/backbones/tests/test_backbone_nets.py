@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from unidit.backbones.attention import AttentionMask, masked_attention
 from unidit.backbones.build import build_backbone, load_backbone
 from unidit.backbones.config import PRESETS, BackboneConfig, backbone_config

@@ -1,7 +1,6 @@
 """Classifier-free guidance with rescale (Ho & Salimans 2022; Lin et al. 2024)."""
 
 import torch
-
 from unidit.backbones.guidance import GuidedModel, cfg_combine
 
 

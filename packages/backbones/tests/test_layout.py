@@ -6,7 +6,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from unidit.backbones.layout import grid_mask_to_tokens, layout_length, pack, unpack
 from unidit.backbones.slots import DATA, NEXTFRAME, NEXTLINE, PAD
 

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 from torch import nn
-
 from unidit.backbones.rectified_flow import (
     Conditioning,
     RectifiedFlow,

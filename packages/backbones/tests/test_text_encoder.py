@@ -6,7 +6,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is first imp
 
 import pytest
 import torch
-
 from unidit.backbones.text_encoder import (
     CaptionEmbeddingCache,
     TextEncoder,

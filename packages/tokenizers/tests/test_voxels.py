@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
 from unidit.tokenizers.meshes import load_points, write_ply
 from unidit.tokenizers.voxels import Voxelizer
 

@@ -2,7 +2,6 @@ import math
 
 import torch
 from torch import nn
-
 from unidit.training.ema import EMAWeights
 from unidit.training.schedule import warmup_cosine
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.utils.data import TensorDataset
-
 from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
 
 DATA = TensorDataset(torch.arange(50))

@@ -14,7 +14,6 @@ from typing import Optional
 
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-
 from unidit.training.checkpointing import AtomicCheckpointIO, Preempted, PreemptionCheckpoint, find_last_checkpoint
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
 from unidit.tasks.shape3d.classifier import (
     PointNetClassifier,
     accuracy,

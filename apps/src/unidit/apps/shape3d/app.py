@@ -10,12 +10,11 @@ table of an exported model or a Lightning checkpoint.
 from __future__ import annotations
 
 import argparse
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 import torch
 from jsonargparse import ArgumentParser
-
 from unidit.apps.task_cli import run_directory, run_fit
 from unidit.tasks.shape3d.datamodule import Shape3DData
 from unidit.tasks.shape3d.evaluate import (
@@ -23,6 +22,7 @@ from unidit.tasks.shape3d.evaluate import (
     balanced_indices,
     evaluate_shapes,
     format_table,
+    slug,
     write_report,
     write_samples,
 )
@@ -83,7 +83,7 @@ def sample(argv: list[str]) -> Path:
         seed=args.seed,
     ).cpu().numpy()
     out = Path(args.out)
-    names = [f"{i:02d}_{_slug(c)}" for i, c in enumerate(captions)]
+    names = [f"{i:02d}_{slug(c)}" for i, c in enumerate(captions)]
     write_samples(out, list(clouds), captions, names)
     print(f"wrote {len(clouds)} clouds (.ply + .png) and samples.png to {out}")
     return out
@@ -112,7 +112,3 @@ def _evaluate_and_write(task, data: Shape3DData, report: Shape3DReport, out: Pat
         print(f"wrote metrics.json, .ply samples and samples.png to {out}")
     return metrics
 
-
-def _slug(text: str) -> str:
-    keep = "".join(c if c.isalnum() else "_" for c in text.lower())
-    return "_".join(part for part in keep.split("_") if part)[:60]

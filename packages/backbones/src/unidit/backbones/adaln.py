@@ -10,7 +10,6 @@ shared by every block, so the model applies it once per forward.
 """
 
 from torch import Tensor, nn
-
 from unidit.backbones.norms import RMSNorm, modulate
 from unidit.backbones.timestep import TimestepEmbedder
 

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-
 from unidit.backbones.norms import RMSNorm
 from unidit.backbones.rope import apply_rope
 

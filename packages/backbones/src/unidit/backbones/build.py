@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from torch import nn
-
 from unidit.backbones.config import BackboneConfig
 from unidit.backbones.flag_dit import FlagDiT
 from unidit.backbones.mmdit import MMDiT

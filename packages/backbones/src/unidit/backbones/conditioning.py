@@ -12,7 +12,6 @@
 
 from einops import rearrange
 from torch import Tensor, nn
-
 from unidit.backbones.adaln import ZeroLinear
 from unidit.backbones.norms import RMSNorm
 from unidit.backbones.timestep import TimestepEmbedder

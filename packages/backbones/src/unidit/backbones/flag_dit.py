@@ -23,7 +23,6 @@ from einops import rearrange
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
-
 from unidit.backbones.adaln import AdaLN, FinalNorm, dit_initialize
 from unidit.backbones.attention import (
     AttentionMask,

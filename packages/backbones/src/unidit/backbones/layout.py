@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import Tensor
-
 from unidit.backbones.slots import DATA, NEXTFRAME, NEXTLINE, PAD
 
 # einops patterns from a latent (C, *grid) to a grid of patch vectors, and back.

@@ -21,7 +21,6 @@ from einops import rearrange
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
-
 from unidit.backbones.adaln import AdaLN, FinalNorm, dit_initialize
 from unidit.backbones.attention import AttentionMask, JointAttention, key_padding_mask, same_window
 from unidit.backbones.conditioning import ConditionEmbedder, per_sample

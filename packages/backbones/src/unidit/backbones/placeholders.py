@@ -10,7 +10,6 @@ padding can reach real tokens through masked attention.
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-
 from unidit.backbones.slots import NEXTFRAME, NEXTLINE
 
 

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-
 from unidit.backbones.rectified_flow import shift_time
 
 if TYPE_CHECKING:

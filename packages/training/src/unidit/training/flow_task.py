@@ -18,7 +18,6 @@ from typing import Any, Callable
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-
 from unidit.backbones.guidance import GuidedModel
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
 from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder

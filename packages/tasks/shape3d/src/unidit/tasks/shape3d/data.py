@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
 from unidit.tasks.shape3d.primitives import KINDS, ShapeSpec, caption, random_spec, sample_points
 from unidit.tokenizers.meshes import load_points
 

@@ -7,8 +7,6 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
-
-from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
 from unidit.tasks.shape3d.data import (
     ShapeCloudDataset,
     ShapeSet,
@@ -16,6 +14,7 @@ from unidit.tasks.shape3d.data import (
     load_mesh_folder,
     load_pc15k,
 )
+from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
 
 
 class Shape3DData(pl.LightningDataModule):

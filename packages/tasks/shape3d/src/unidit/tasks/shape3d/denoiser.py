@@ -23,7 +23,6 @@ import torch
 from einops import rearrange
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
-
 from unidit.backbones.build import build_backbone
 from unidit.backbones.config import backbone_config
 from unidit.backbones.layout import PackedBatch, pack, unpack_stacked

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
 from unidit.tasks.shape3d.classifier import accuracy, load_or_train_classifier
 from unidit.tasks.shape3d.data import ShapeSet
 from unidit.tasks.shape3d.media import render_clouds_png, write_clouds_ply
@@ -120,7 +119,7 @@ def write_report(out_dir: str | Path, metrics: dict, generated: torch.Tensor, ca
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     picks = _one_per_kind(labels, num_written) if labels is not None else list(range(min(num_written, len(captions))))
     clouds = [generated[i].numpy() for i in picks]
-    names = [f"{n:02d}_{_slug(captions[i])}" for n, i in enumerate(picks)]
+    names = [f"{n:02d}_{slug(captions[i])}" for n, i in enumerate(picks)]
     write_samples(out, clouds, [captions[i] for i in picks], names)
     return out
 
@@ -163,6 +162,7 @@ def _one_per_kind(labels, count: int) -> list[int]:
     return order
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name-safe, lower-case version of a caption (at most 60 characters)."""
     keep = "".join(c if c.isalnum() else "_" for c in text.lower())
     return "_".join(part for part in keep.split("_") if part)[:60]

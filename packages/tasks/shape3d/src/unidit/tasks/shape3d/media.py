@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from unidit.tokenizers.meshes import write_ply
 
 

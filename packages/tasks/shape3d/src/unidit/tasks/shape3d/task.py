@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
 from unidit.backbones.rectified_flow import Conditioning
 from unidit.tasks.shape3d.denoiser import PointCloudDenoiser, PointDenoiserConfig
 from unidit.training.flow_task import FlowInputs, FlowMatchingTask
