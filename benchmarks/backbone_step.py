@@ -1,0 +1,153 @@
+"""Backbone training step (forward + backward): ours vs diffusers.
+
+FlagDiT vs ``LuminaNextDiT2DModel`` and MMDiT vs ``SD3Transformer2DModel`` at
+matched width / depth / heads / patch size. Our backbones take embedded tokens,
+so a patch-embedding Linear and an output Linear wrap them; the latent grid is
+laid out with ``unidit.backbones.layout.pack`` (which adds one [nextline] token
+per row). Every model keeps its library's own initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from unidit.backbones import BackboneConfig, FlagDiT, MMDiT, pack
+
+from harness import PairResult, run_pair
+
+
+@dataclass
+class Sizes:
+    dim: int = 384
+    depth: int = 8
+    heads: int = 6
+    patch: int = 2
+    channels: int = 4
+    batch: int = 4
+    text: int = 64
+    grids: tuple[int, ...] = (16, 32)  # patch grid edge: 256 and 1024 latent tokens
+
+
+QUICK = Sizes(dim=64, depth=2, heads=2, batch=2, text=8, grids=(4,))
+
+
+class Ours(nn.Module):
+    """Patch embedding Linear -> our backbone -> output Linear."""
+
+    def __init__(self, backbone: nn.Module, patch_dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(patch_dim, backbone.config.dim)
+        self.backbone = backbone
+        self.out = nn.Linear(backbone.config.dim, patch_dim)
+
+    def forward(self, batch, t, context, context_mask):
+        x = self.embed(batch.tokens)
+        h = self.backbone(x, t, batch.positions, batch.slot_kind, batch.key_mask, context, context_mask)
+        return self.out(h)
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def build(arch: str, s: Sizes):
+    patch_dim = s.channels * s.patch**2
+    cfg = BackboneConfig(arch=arch, dim=s.dim, depth=s.depth, num_heads=s.heads, context_dim=s.dim)
+    ours = Ours((FlagDiT if arch == "flag_dit" else MMDiT)(cfg), patch_dim)
+    if arch == "flag_dit":
+        from diffusers import LuminaNextDiT2DModel
+
+        theirs = LuminaNextDiT2DModel(
+            sample_size=max(s.grids) * s.patch, patch_size=s.patch, in_channels=s.channels,
+            hidden_size=s.dim, num_layers=s.depth, num_attention_heads=s.heads, num_kv_heads=s.heads,
+            learn_sigma=False, qk_norm=True, cross_attention_dim=s.dim,
+        )
+    else:
+        from diffusers import SD3Transformer2DModel
+
+        theirs = SD3Transformer2DModel(
+            sample_size=max(s.grids) * s.patch, patch_size=s.patch, in_channels=s.channels,
+            num_layers=s.depth, attention_head_dim=s.dim // s.heads, num_attention_heads=s.heads,
+            joint_attention_dim=s.dim, caption_projection_dim=s.dim, pooled_projection_dim=s.dim,
+            out_channels=s.channels, pos_embed_max_size=max(s.grids), qk_norm="rms_norm",
+        )
+    return ours.train(), theirs.train()
+
+
+def steps(arch: str, ours: nn.Module, theirs: nn.Module, s: Sizes, grid: int):
+    """Closures running one training step (forward + backward) of each side."""
+    g = torch.Generator().manual_seed(0)
+    side = grid * s.patch
+    latents = torch.randn(s.batch, s.channels, side, side, generator=g)
+    target = torch.randn(s.batch, s.channels, side, side, generator=g)
+    t = torch.rand(s.batch, generator=g)
+    context = torch.randn(s.batch, s.text, s.dim, generator=g)
+    context_mask = torch.zeros(s.batch, s.text, dtype=torch.bool)
+    context_mask[:, : s.text // 2] = True  # half the text tokens are padding
+    packed = pack(latents, s.patch)
+    target_tokens = pack(target, s.patch).tokens
+    data = packed.data_mask
+
+    def ours_step():
+        pred = ours(packed, t, context, context_mask)
+        loss = F.mse_loss(pred[data], target_tokens[data])
+        loss.backward()
+        ours.zero_grad(set_to_none=True)
+        return loss
+
+    if arch == "flag_dit":
+        from diffusers.models.embeddings import get_2d_rotary_pos_embed_lumina
+
+        rotary = get_2d_rotary_pos_embed_lumina(s.dim // s.heads, side, side)
+
+        def theirs_step():
+            pred = theirs(latents, t, context, context_mask, rotary, cross_attention_kwargs={}, return_dict=False)[0]
+            loss = F.mse_loss(pred, target)
+            loss.backward()
+            theirs.zero_grad(set_to_none=True)
+            return loss
+    else:
+        pooled = (context * context_mask[..., None]).sum(1) / context_mask.sum(1, keepdim=True)
+
+        def theirs_step():
+            # SD3 takes no text mask: its joint attention sees all 64 text tokens
+            pred = theirs(latents, context, pooled, t * 1000, return_dict=False)[0]
+            loss = F.mse_loss(pred, target)
+            loss.backward()
+            theirs.zero_grad(set_to_none=True)
+            return loss
+
+    tokens = {"ours": packed.tokens.shape[1], "theirs": grid * grid}
+    return ours_step, theirs_step, tokens
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+PEERS = {"flag_dit": ("FlagDiT", "LuminaNextDiT2DModel"), "mmdit": ("MMDiT", "SD3Transformer2DModel")}
+
+
+def run(s: Sizes, rounds: int, log=print) -> list[dict]:
+    torch.manual_seed(0)
+    rows = []
+    for arch, (our_name, their_name) in PEERS.items():
+        ours, theirs = build(arch, s)
+        for grid in s.grids:
+            fa, fb, tokens = steps(arch, ours, theirs, s, grid)
+            log(f"  {our_name} vs {their_name}, {grid * grid} latent tokens ...")
+            res: PairResult = run_pair(fa, fb, rounds, names=(our_name, their_name))
+            rows.append(dict(
+                arch=arch, ours=our_name, theirs=their_name, latent_tokens=grid * grid,
+                tokens_ours=tokens["ours"], tokens_theirs=tokens["theirs"],
+                params_ours=n_params(ours), params_theirs=n_params(theirs), result=res,
+                flops_ours=count_flops(fa), flops_theirs=count_flops(fb),
+            ))
+        del ours, theirs
+    return rows

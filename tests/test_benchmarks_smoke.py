@@ -1,0 +1,55 @@
+"""Smoke test of the peer benchmarks: `benchmarks/run.py --quick` writes the expected tables."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?( \([+-]?\d+(\.\d+)?–[+-]?\d+(\.\d+)?\))?$")
+
+EXPECTED = {
+    "Backbone training step (forward + backward)": (
+        ["ours", "peer", "latent tokens", "tokens ours", "tokens peer", "params ours", "params peer", "param diff %",
+         "ours s/step", "peer s/step", "speed-up", "peak MiB ours", "peak MiB peer"],
+        2, 2,
+    ),
+    "Achieved FLOP/s": (["model", "latent tokens", "GFLOP/step", "GFLOP/s", "fraction of matmul"], 4, 1),
+    "Mixed-size batches": (["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "peak MiB"], 3, 1),
+}
+
+
+def tables(markdown: str) -> dict[str, list[list[str]]]:
+    """Section title -> first table's rows (header first), cells stripped."""
+    out, section, rows = {}, None, []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("## "):
+            section, rows = line[3:].strip(), []
+        elif line.startswith("|") and section is not None:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                rows.append(cells)
+        elif rows and section is not None and section not in out:
+            out[section] = rows
+    return out
+
+
+def test_quick_benchmark_writes_tables(tmp_path):
+    import diffusers  # noqa: F401  (the bench group is a default group: CI has it)
+    out = tmp_path / "BENCH.md"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+                   check=True, timeout=120, cwd=ROOT, capture_output=True)
+    text = out.read_text()
+    assert "torch " in text and "diffusers " in text and "benchmarks/run.py --quick" in text
+    found = tables(text)
+    for section, (header, n_rows, n_labels) in EXPECTED.items():
+        assert section in found, f"missing section {section!r}"
+        rows = found[section]
+        assert rows[0] == header
+        assert len(rows) - 1 == n_rows
+        for row in rows[1:]:
+            assert len(row) == len(header)
+            for cell in row[n_labels:]:
+                assert NUMBER.match(cell), f"{section}: non-numeric cell {cell!r} in {row}"
