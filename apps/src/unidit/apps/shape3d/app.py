@@ -19,7 +19,6 @@ from unidit.apps.task_cli import run_directory, run_fit
 from unidit.tasks.shape3d.datamodule import Shape3DData
 from unidit.tasks.shape3d.evaluate import (
     Shape3DReport,
-    balanced_indices,
     evaluate_shapes,
     format_table,
     slug,
@@ -103,12 +102,10 @@ def evaluate(argv: list[str]) -> dict:
 def _evaluate_and_write(task, data: Shape3DData, report: Shape3DReport, out: Path | None) -> dict:
     data.setup("test")
     task.eval()
-    metrics, generated, captions = evaluate_shapes(task, data.splits, report, cache_dir=data.hparams.cache_dir)
+    metrics, generated, captions, labels = evaluate_shapes(task, data.splits, report, cache_dir=data.hparams.cache_dir)
     print(format_table(metrics))
     if out is not None:
-        labels = data.splits["test"].labels
-        picked = labels[balanced_indices(labels, report.per_kind)]
-        write_report(out, metrics, generated, captions, labels=picked, num_written=report.num_written)
+        write_report(out, metrics, generated, captions, labels=labels, num_written=report.num_written)
         print(f"wrote metrics.json, .ply samples and samples.png to {out}")
     return metrics
 

@@ -80,7 +80,10 @@ def generate_in_batches(task, captions: list[str], report: Shape3DReport, num_po
 
 
 def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, cache_dir: str | None = None):
-    """Generate from test captions and measure. Returns (metrics, generated clouds, captions)."""
+    """Generate from test captions and measure.
+
+    Returns (metrics, generated clouds, their captions, their kind labels).
+    """
     test, train = splits["test"], splits["train"]
     index = balanced_indices(test.labels, report.per_kind)
     captions = [test.captions[i] for i in index]
@@ -109,7 +112,7 @@ def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, ca
         "num_generated": int(len(captions)),
         "report": asdict(report),
     }
-    return metrics, generated, captions
+    return metrics, generated, captions, labels
 
 
 def write_report(out_dir: str | Path, metrics: dict, generated: torch.Tensor, captions: list[str], labels=None, num_written: int = 8) -> Path:
