@@ -19,6 +19,10 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 # Task name → module holding that task's app (``fit``, ``sample``, ``evaluate`` functions).
 TASK_APPS = {
     "shape3d": "unidit.apps.shape3d.app",
+    "audio-vae": "unidit.apps.audio_vae.app",
+    "t2a": "unidit.apps.t2a.app",
+    "video-vae": "unidit.apps.video_vae.app",
+    "t2v": "unidit.apps.t2v.app",
 }
 VERBS = ("fit", "sample", "eval")
 
