@@ -59,6 +59,8 @@ def sample(argv: list[str]) -> Path:
     parser.add_argument("--sampler", default="euler", choices=["euler", "heun", "midpoint"])
     parser.add_argument("--cfg_scale", type=float, default=2.0)
     parser.add_argument("--cfg_rescale", type=float, default=0.7)
+    parser.add_argument("--shift", type=float, default=None, help="sampling time shift (default: the training shift)")
+    parser.add_argument("--cache_interval", type=int, default=1, help="FORA step caching: recompute blocks every N calls")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     prompts = [p.strip() for p in args.prompt]
@@ -80,6 +82,8 @@ def sample(argv: list[str]) -> Path:
         cfg_rescale=args.cfg_rescale,
         partial=partial,
         seed=args.seed,
+        shift=args.shift,
+        cache_interval=args.cache_interval,
     ).cpu().numpy()
     out = Path(args.out)
     names = [f"{i:02d}_{slug(c)}" for i, c in enumerate(captions)]

@@ -37,6 +37,7 @@ from unidit.backbones.mlp import SwiGLU
 from unidit.backbones.norms import RMSNorm, modulate
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
+from unidit.backbones.step_cache import StepCache
 
 
 class FlagDiTBlock(nn.Module):
@@ -94,6 +95,7 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         self.rope = AxialRoPE(config.head_dim, config.rope_theta, config.resolved_rope_axes)
         self.blocks = nn.ModuleList(FlagDiTBlock(config) for _ in range(config.depth))
         self.final = FinalNorm(dim, config.norm_eps)
+        self.step_cache: StepCache | None = None  # set by cached_steps() while sampling
         dit_initialize(self)
 
     def forward(
@@ -133,9 +135,14 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         if context is not None:
             ctx = self.context_embed(context)  # (B, S, D)
             ctx_mask = None if context_mask is None else key_padding_mask(context_mask.bool())  # (B, 1, 1, S)
-        for index, block in enumerate(self.blocks):
-            mask = window_mask if index in config.window_blocks else pad_mask
-            x = self._run_block(block, x, c_act, rope, mask, ctx, ctx_mask)  # (B, L, D)
+
+        def run_blocks(x: Tensor) -> Tensor:
+            for index, block in enumerate(self.blocks):
+                mask = window_mask if index in config.window_blocks else pad_mask
+                x = self._run_block(block, x, c_act, rope, mask, ctx, ctx_mask)  # (B, L, D)
+            return x
+
+        x = run_blocks(x) if self.step_cache is None else self.step_cache.run(x, run_blocks)  # (B, L, D)
         return self.final(x, c_act)  # (B, L, D)
 
     def _run_block(self, block: nn.Module, *args) -> Tensor:

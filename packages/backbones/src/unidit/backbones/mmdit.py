@@ -29,6 +29,7 @@ from unidit.backbones.mlp import SwiGLU
 from unidit.backbones.norms import RMSNorm, modulate
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
+from unidit.backbones.step_cache import StepCache
 
 
 class MMDiTBlock(nn.Module):
@@ -99,6 +100,7 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
             MMDiTBlock(config, context_pre_only=index == config.depth - 1) for index in range(config.depth)
         )
         self.final = FinalNorm(dim, config.norm_eps)
+        self.step_cache: StepCache | None = None  # set by cached_steps() while sampling
         dit_initialize(self)
 
     def forward(
@@ -135,9 +137,15 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
         window_mask = None
         if config.window_blocks:
             window_mask = AttentionMask.from_bool(self._window_mask(positions, joint_keys))  # (B, 1, L+S, L+S)
-        for index, block in enumerate(self.blocks):
-            mask = window_mask if index in config.window_blocks else pad_mask
-            x, ctx = self._run_block(block, x, ctx, c_act, c_context_act, rope, mask)
+
+        def run_blocks(x: Tensor) -> Tensor:
+            stream = ctx
+            for index, block in enumerate(self.blocks):
+                mask = window_mask if index in config.window_blocks else pad_mask
+                x, stream = self._run_block(block, x, stream, c_act, c_context_act, rope, mask)
+            return x
+
+        x = run_blocks(x) if self.step_cache is None else self.step_cache.run(x, run_blocks)  # (B, L, D)
         return self.final(x, c_act)  # (B, L, D)
 
     def _window_mask(self, positions: Tensor, joint_keys: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from unidit.backbones.guidance import GuidedModel
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
+from unidit.backbones.step_cache import cached_steps
 from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
 from unidit.training import rng_state
 from unidit.training.ema import EMAWeights
@@ -224,11 +225,16 @@ class FlowMatchingTask(pl.LightningModule):
         shift: float | None = None,
         use_ema: bool = True,
         callback: Callable | None = None,
+        cache_interval: int = 1,
+        cache_warmup: int = 2,
     ) -> Tensor:
         """Integrate the flow ODE from ``noise`` (B, L, C) to clean tokens for ``captions``.
 
         Classifier-free guidance evaluates the conditional and unconditional
         velocities in one batched call (cond and null captions stacked).
+        ``cache_interval > 1`` reuses the backbone's block outputs between
+        recomputations (FORA-style step caching, :mod:`unidit.backbones.step_cache`)
+        after ``cache_warmup`` fully computed network calls.
         """
         network = self.sampling_network(use_ema)
         context, context_mask = self.encode_captions(list(captions))
@@ -245,7 +251,10 @@ class FlowMatchingTask(pl.LightningModule):
             def velocity(x_t: Tensor, t: Tensor) -> Tensor:
                 return network(x_t, t, context, context_mask)
 
-        return self.flow.sample(velocity, noise, steps=steps, sampler=sampler, cond=cond, shift=shift, callback=callback)
+        with cached_steps(network, interval=cache_interval, warmup=cache_warmup):
+            return self.flow.sample(
+                velocity, noise, steps=steps, sampler=sampler, cond=cond, shift=shift, callback=callback
+            )
 
 
 def _stack_contexts(c: Tensor, cm: Tensor, u: Tensor, um: Tensor) -> tuple[Tensor, Tensor]:

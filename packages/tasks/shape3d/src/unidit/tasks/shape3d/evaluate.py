@@ -36,6 +36,10 @@ class Shape3DReport:
         sampler: euler, heun or midpoint.
         cfg_scale: classifier-free guidance scale (1 = no guidance).
         cfg_rescale: guidance rescale phi (EzAudio / Lin et al. 2024); 0 = plain CFG.
+        shift: sampling time shift (SD3 §5.3.2); None = the training shift.
+        cache_interval: FORA-style step caching: recompute the backbone blocks on one
+            network call in this many (1 = exact; see ``unidit.backbones.step_cache``).
+        cache_warmup: network calls always computed before caching starts.
         emd_points: points per cloud for exact EMD (assignment is cubic in points).
         batch_size: clouds generated per batch.
         num_written: prompts written as .ply + .png after the metrics.
@@ -47,6 +51,9 @@ class Shape3DReport:
     sampler: str = "euler"
     cfg_scale: float = 2.0
     cfg_rescale: float = 0.7
+    shift: float | None = None
+    cache_interval: int = 1
+    cache_warmup: int = 2
     emd_points: int = 256
     batch_size: int = 40
     num_written: int = 8
@@ -73,6 +80,9 @@ def generate_in_batches(task, captions: list[str], report: Shape3DReport, num_po
                 sampler=report.sampler,
                 cfg_scale=report.cfg_scale,
                 cfg_rescale=report.cfg_rescale,
+                shift=report.shift,
+                cache_interval=report.cache_interval,
+                cache_warmup=report.cache_warmup,
                 seed=report.seed + batch_number,
             ).cpu()
         )

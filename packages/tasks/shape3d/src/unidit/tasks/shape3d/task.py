@@ -85,6 +85,9 @@ class Shape3DTask(FlowMatchingTask):
         seed: int = 0,
         use_ema: bool = True,
         callback=None,
+        shift: float | None = None,
+        cache_interval: int = 1,
+        cache_warmup: int = 2,
     ) -> Tensor:
         """Generate (B, num_points, 3) clouds; with ``partial`` (B, M, 3) keep those points
         fixed (per-token t = 0) and generate the other ``num_points − M``."""
@@ -109,6 +112,9 @@ class Shape3DTask(FlowMatchingTask):
             cfg_scale=cfg_scale,
             cfg_rescale=cfg_rescale,
             cond=cond,
+            shift=shift,
             use_ema=use_ema,
             callback=callback,
+            cache_interval=cache_interval,
+            cache_warmup=cache_warmup,
         )
