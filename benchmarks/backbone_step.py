@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from unidit.backbones import BackboneConfig, FlagDiT, MMDiT, pack
 
-from harness import PairResult, run_pair
+from harness import PairResult, Runtime, run_pair
 
 
 @dataclass
@@ -78,23 +78,26 @@ def build(arch: str, s: Sizes):
     return ours.train(), theirs.train()
 
 
-def steps(arch: str, ours: nn.Module, theirs: nn.Module, s: Sizes, grid: int):
+def steps(arch: str, ours: nn.Module, theirs: nn.Module, s: Sizes, grid: int, runtime: Runtime | None = None):
     """Closures running one training step (forward + backward) of each side."""
+    runtime = runtime or Runtime()
+    dev = runtime.device
     g = torch.Generator().manual_seed(0)
     side = grid * s.patch
-    latents = torch.randn(s.batch, s.channels, side, side, generator=g)
-    target = torch.randn(s.batch, s.channels, side, side, generator=g)
-    t = torch.rand(s.batch, generator=g)
-    context = torch.randn(s.batch, s.text, s.dim, generator=g)
-    context_mask = torch.zeros(s.batch, s.text, dtype=torch.bool)
+    latents = torch.randn(s.batch, s.channels, side, side, generator=g).to(dev)
+    target = torch.randn(s.batch, s.channels, side, side, generator=g).to(dev)
+    t = torch.rand(s.batch, generator=g).to(dev)
+    context = torch.randn(s.batch, s.text, s.dim, generator=g).to(dev)
+    context_mask = torch.zeros(s.batch, s.text, dtype=torch.bool, device=dev)
     context_mask[:, : s.text // 2] = True  # half the text tokens are padding
     packed = pack(latents, s.patch)
     target_tokens = pack(target, s.patch).tokens
     data = packed.data_mask
 
     def ours_step():
-        pred = ours(packed, t, context, context_mask)
-        loss = F.mse_loss(pred[data], target_tokens[data])
+        with runtime.autocast():
+            pred = ours(packed, t, context, context_mask)
+        loss = F.mse_loss(pred[data].float(), target_tokens[data])
         loss.backward()
         ours.zero_grad(set_to_none=True)
         return loss
@@ -102,11 +105,12 @@ def steps(arch: str, ours: nn.Module, theirs: nn.Module, s: Sizes, grid: int):
     if arch == "flag_dit":
         from diffusers.models.embeddings import get_2d_rotary_pos_embed_lumina
 
-        rotary = get_2d_rotary_pos_embed_lumina(s.dim // s.heads, side, side)
+        rotary = get_2d_rotary_pos_embed_lumina(s.dim // s.heads, side, side).to(dev)
 
         def theirs_step():
-            pred = theirs(latents, t, context, context_mask, rotary, cross_attention_kwargs={}, return_dict=False)[0]
-            loss = F.mse_loss(pred, target)
+            with runtime.autocast():
+                pred = theirs(latents, t, context, context_mask, rotary, cross_attention_kwargs={}, return_dict=False)[0]
+            loss = F.mse_loss(pred.float(), target)
             loss.backward()
             theirs.zero_grad(set_to_none=True)
             return loss
@@ -115,8 +119,9 @@ def steps(arch: str, ours: nn.Module, theirs: nn.Module, s: Sizes, grid: int):
 
         def theirs_step():
             # SD3 takes no text mask: its joint attention sees all 64 text tokens
-            pred = theirs(latents, context, pooled, t * 1000, return_dict=False)[0]
-            loss = F.mse_loss(pred, target)
+            with runtime.autocast():
+                pred = theirs(latents, context, pooled, t * 1000, return_dict=False)[0]
+            loss = F.mse_loss(pred.float(), target)
             loss.backward()
             theirs.zero_grad(set_to_none=True)
             return loss
@@ -134,20 +139,34 @@ def count_flops(fn) -> int:
 PEERS = {"flag_dit": ("FlagDiT", "LuminaNextDiT2DModel"), "mmdit": ("MMDiT", "SD3Transformer2DModel")}
 
 
-def run(s: Sizes, rounds: int, log=print) -> list[dict]:
+def run(s: Sizes, rounds: int, log=print, runtime: Runtime | None = None,
+        precisions: tuple[str, ...] = ("fp32",), compiled: tuple[bool, ...] = (False,)) -> list[dict]:
+    """One row per (architecture, latent size, precision, compiled or eager)."""
+    runtime = runtime or Runtime()
     torch.manual_seed(0)
     rows = []
     for arch, (our_name, their_name) in PEERS.items():
         ours, theirs = build(arch, s)
-        for grid in s.grids:
-            fa, fb, tokens = steps(arch, ours, theirs, s, grid)
-            log(f"  {our_name} vs {their_name}, {grid * grid} latent tokens ...")
-            res: PairResult = run_pair(fa, fb, rounds, names=(our_name, their_name))
-            rows.append(dict(
-                arch=arch, ours=our_name, theirs=their_name, latent_tokens=grid * grid,
-                tokens_ours=tokens["ours"], tokens_theirs=tokens["theirs"],
-                params_ours=n_params(ours), params_theirs=n_params(theirs), result=res,
-                flops_ours=count_flops(fa), flops_theirs=count_flops(fb),
-            ))
+        ours, theirs = ours.to(runtime.device), theirs.to(runtime.device)
+        for use_compile in compiled:
+            # dynamic=False: one graph per latent size, like a training run with fixed buckets
+            a = torch.compile(ours, dynamic=False) if use_compile else ours
+            b = torch.compile(theirs, dynamic=False) if use_compile else theirs
+            for precision in precisions:
+                rt = runtime.with_precision(precision)
+                for grid in s.grids:
+                    fa, fb, tokens = steps(arch, a, b, s, grid, rt)
+                    mode = "compiled" if use_compile else "eager"
+                    log(f"  {our_name} vs {their_name}, {grid * grid} latent tokens, {precision}, {mode} ...")
+                    res: PairResult = run_pair(fa, fb, rounds, warmup=2 if use_compile else 1,
+                                               names=(our_name, their_name), runtime=rt)
+                    eager_a, eager_b, _ = steps(arch, ours, theirs, s, grid, rt)
+                    rows.append(dict(
+                        arch=arch, ours=our_name, theirs=their_name, latent_tokens=grid * grid,
+                        precision=precision, compiled=use_compile,
+                        tokens_ours=tokens["ours"], tokens_theirs=tokens["theirs"],
+                        params_ours=n_params(ours), params_theirs=n_params(theirs), result=res,
+                        flops_ours=count_flops(eager_a), flops_theirs=count_flops(eager_b),
+                    ))
         del ours, theirs
     return rows

@@ -1,7 +1,10 @@
-"""Regenerate BENCHMARKS.md: ``uv run --group bench python benchmarks/run.py [--quick] [--out PATH]``.
+"""Regenerate BENCHMARKS.md: ``uv run --group bench python benchmarks/run.py [--quick] [--compile]``.
 
-CPU, fp32, 2 threads. Every pair runs interleaved A B A B in one process,
-warm-up excluded; medians with min–max over the rounds; ratios pair by pair.
+On a CPU: fp32 and bf16 autocast, 2 threads, written to BENCHMARKS.md. On a
+CUDA machine the same command measures bf16 (flash attention through SDPA)
+and writes benchmarks/GPU.md, which the CPU run folds into BENCHMARKS.md.
+Every pair runs interleaved A B A B in one process, warm-up excluded;
+medians with min–max over the rounds; ratios pair by pair.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import torch  # noqa: E402
 
 import backbone_step  # noqa: E402
 import mixed_batch  # noqa: E402
-from harness import matmul_flops_per_s, median_range, mib  # noqa: E402
+import sampling  # noqa: E402
+from harness import Runtime, gpu_bf16_peak, matmul_flops_per_s, median_range, mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,66 +49,111 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds (smoke run)")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per pair (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile rows for both sides")
+    parser.add_argument("--out", type=Path, default=None, help="default: BENCHMARKS.md (CPU), benchmarks/GPU.md (CUDA)")
     args = parser.parse_args(argv)
+    runtime = Runtime(args.device)
+    out_path = args.out or (ROOT / "benchmarks" / "GPU.md" if runtime.cuda else ROOT / "BENCHMARKS.md")
     rounds = args.rounds or (2 if args.quick else 5)
     torch.set_num_threads(args.threads)
+    if runtime.cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
     import diffusers
 
     sizes = backbone_step.QUICK if args.quick else backbone_step.Sizes()
     mix = mixed_batch.QUICK if args.quick else mixed_batch.MixSizes()
+    sample_sizes = sampling.QUICK if args.quick else sampling.SampleSizes()
+    precisions = ("bf16",) if runtime.cuda else ("fp32", "bf16")
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     started = time.time()
-    peak_matmul = matmul_flops_per_s(256 if args.quick else 1024)
+    matmul_n = 256 if args.quick else (8192 if runtime.cuda else 1024)
+    peak_matmul = {p: matmul_flops_per_s(matmul_n, runtime=runtime.with_precision(p)) for p in precisions}
     log("backbone training step")
-    rows = backbone_step.run(sizes, rounds, log)
-    log("mixed-size batches")
-    mixed = mixed_batch.run(mix, rounds, log)
-    peak_matmul = max(peak_matmul, matmul_flops_per_s(256 if args.quick else 1024))
+    rows = backbone_step.run(sizes, rounds, log, runtime, precisions, (False, True) if args.compile else (False,))
+    mixed = None
+    if not runtime.cuda:
+        log("mixed-size batches")
+        mixed = mixed_batch.run(mix, rounds, log)
+    log("sampling")
+    sample_rows = sampling.run(sample_sizes, max(2, rounds - 2), log, runtime.with_precision(precisions[0]))
+    for p in precisions:
+        peak_matmul[p] = max(peak_matmul[p], matmul_flops_per_s(matmul_n, runtime=runtime.with_precision(p)))
     elapsed = time.time() - started
 
     cmd = "uv run --group bench python benchmarks/run.py" + (" --quick" if args.quick else "")
+    cmd += " --compile" if args.compile else ""
+    machine = (f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}" if runtime.cuda else
+               f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch threads {args.threads}")
     out = [
-        "# Benchmarks against the peers",
+        "# Benchmarks against the peers" + (f" — GPU ({torch.cuda.get_device_name()})" if runtime.cuda else ""),
         "",
         f"Regenerate with `{cmd}`" + ("" if args.quick else " (`--quick` for a smoke run)") + ".",
         "",
-        f"- Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}; "
-        f"torch threads {args.threads}; CPU fp32",
+        f"- Machine: {machine}; {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}",
-        f"- Rounds: {rounds} timed rounds per case after 1 warm-up step, pairs interleaved A B A B in one "
+        f"- Rounds: {rounds} timed rounds per case after a warm-up step, pairs interleaved A B A B in one "
         f"process; median (min–max); the ratio is taken round by round. Total run time {elapsed:.0f} s.",
-        "- Peak memory: process RSS above its level before the step (after gc + malloc_trim), "
-        "sampled every 0.5 ms during one extra step.",
+        "- Peak memory: " + ("`torch.cuda.max_memory_allocated` above the allocation before the step." if runtime.cuda
+                             else "process RSS above its level before the step (after gc + malloc_trim), "
+                             "sampled every 0.5 ms during one extra step."),
         "",
+    ]
+    out += backbone_table(rows, sizes)
+    out += flops_table(rows, peak_matmul, runtime)
+    if mixed is not None:
+        out += mixed_table(mixed)
+    out += sampling_table(sample_rows, sample_sizes, runtime.with_precision(precisions[0]))
+
+    gpu = ROOT / "benchmarks" / "GPU.md"
+    if not runtime.cuda and not args.quick and gpu.exists():
+        text = gpu.read_text().replace("\n## ", "\n### ").replace("# Benchmarks against the peers — ", "## ")
+        out += [text.rstrip(), ""]
+    notes = ROOT / "benchmarks" / "NOTES.md"
+    if notes.exists() and not args.quick and not runtime.cuda:
+        out += [notes.read_text().rstrip(), ""]
+    out_path.write_text("\n".join(out))
+    log(f"wrote {out_path} in {elapsed:.0f} s")
+    return 0
+
+
+def backbone_table(rows: list[dict], sizes) -> list[str]:
+    out = [
         "## Backbone training step (forward + backward)",
         "",
         f"Batch {sizes.batch}, {sizes.text} text tokens of which half are padding, patch size {sizes.patch}, "
         f"{sizes.channels} latent channels; width {sizes.dim}, depth {sizes.depth}, {sizes.heads} heads on both "
         "sides. Ours = patch-embedding Linear → backbone → output Linear, laid out by `pack` (one [nextline] "
-        "token per row, so more tokens than the peer). Speed-up = peer time ÷ our time, per round (> 1: ours "
-        "is faster).",
+        "token per row, so more tokens than the peer). bf16 = `torch.autocast` around the forward. Speed-up = "
+        "peer time ÷ our time, per round (> 1: ours is faster).",
         "",
     ]
-    header = ["ours", "peer", "latent tokens", "tokens ours", "tokens peer", "params ours", "params peer",
-              "param diff %", "ours s/step", "peer s/step", "speed-up", "peak MiB ours", "peak MiB peer"]
+    header = ["ours", "peer", "precision", "mode", "latent tokens", "tokens ours", "tokens peer", "params ours",
+              "params peer", "param diff %", "ours s/step", "peer s/step", "speed-up", "peak MiB ours",
+              "peak MiB peer"]
     body = []
     for r in rows:
         res = r["result"]
         diff = 100 * (r["params_ours"] - r["params_theirs"]) / r["params_theirs"]
-        body.append([r["ours"], r["theirs"], str(r["latent_tokens"]), str(r["tokens_ours"]), str(r["tokens_theirs"]),
+        body.append([r["ours"], r["theirs"], r["precision"], "compiled" if r["compiled"] else "eager",
+                     str(r["latent_tokens"]), str(r["tokens_ours"]), str(r["tokens_theirs"]),
                      str(r["params_ours"]), str(r["params_theirs"]), f"{diff:+.1f}",
                      median_range(res.times_a), median_range(res.times_b), median_range(res.ratios, fmt="{:.2f}"),
                      mib(res.mem_a), mib(res.mem_b)])
-    out += table(header, body)
+    return out + table(header, body)
 
-    out += [
+
+def flops_table(rows: list[dict], peak_matmul: dict[str, float], runtime: Runtime) -> list[str]:
+    card_peak = gpu_bf16_peak() if runtime.cuda else None
+    rates = ", ".join(f"{p}: {v / 1e9:.1f} GFLOP/s" for p, v in peak_matmul.items())
+    out = [
         "## Achieved FLOP/s",
         "",
         "FLOPs of one training step counted by `torch.utils.flop_counter.FlopCounterMode` (matmuls and "
         "scaled-dot-product attention, forward and backward; elementwise ops not counted), divided by the "
-        "median step time, as a fraction of a dense fp32 square matmul's FLOP/s measured in the same process "
-        f"({peak_matmul / 1e9:.1f} GFLOP/s).",
+        "median step time, as a fraction of a dense square matmul's FLOP/s measured in the same process at the "
+        f"same precision ({rates})"
+        + (f"; MFU against the card's dense bf16 peak ({card_peak / 1e12:.0f} TFLOP/s)." if card_peak else "."),
         "",
     ]
     body = []
@@ -113,13 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, flops, times in ((r["ours"], r["flops_ours"], res.times_a),
                                    (r["theirs"], r["flops_theirs"], res.times_b)):
             rate = flops / statistics.median(times)
-            body.append([name, str(r["latent_tokens"]), f"{flops / 1e9:.2f}", f"{rate / 1e9:.2f}",
-                         f"{rate / peak_matmul:.2f}"])
-    out += table(["model", "latent tokens", "GFLOP/step", "GFLOP/s", "fraction of matmul"], body)
+            row = [name, r["precision"], "compiled" if r["compiled"] else "eager", str(r["latent_tokens"]),
+                   f"{flops / 1e9:.2f}", f"{rate / 1e9:.2f}", f"{rate / peak_matmul[r['precision']]:.2f}"]
+            body.append(row + ([f"{rate / card_peak:.3f}"] if card_peak else []))
+    header = ["model", "precision", "mode", "latent tokens", "GFLOP/step", "GFLOP/s", "fraction of matmul"]
+    return out + table(header + (["MFU"] if card_peak else []), body)
 
+
+def mixed_table(mixed: dict) -> list[str]:
     s = mixed["sizes"]
     grids = ", ".join(f"{h}×{w}" for h, w in s.grids)
-    out += [
+    out = [
         "## Mixed-size batches",
         "",
         f"Our FlagDiT training step (width {s.dim}, depth {s.depth}) on {s.per_size} latent(s) of each of the patch "
@@ -133,14 +186,34 @@ def main(argv: list[str] | None = None) -> int:
     for k, times in mixed["times"].items():
         body.append([k, str(mixed["slots"][k]), str(mixed["real_tokens"]), median_range(times),
                      f"{mixed['real_tokens'] / statistics.median(times):.0f}", mib(mixed["mem"][k])])
-    out += table(["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "peak MiB"], body)
+    return out + table(["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "peak MiB"], body)
 
-    notes = ROOT / "benchmarks" / "NOTES.md"
-    if notes.exists() and not args.quick:
-        out += [notes.read_text().rstrip(), ""]
-    args.out.write_text("\n".join(out))
-    log(f"wrote {args.out} in {elapsed:.0f} s")
-    return 0
+
+def sampling_table(rows: list[dict], s, runtime: Runtime) -> list[str]:
+    m = s.model
+    out = [
+        "## Sampling",
+        "",
+        f"Seconds per generated sample: one {m.grids[0] ** 2}-token latent, CFG scale {s.cfg_scale} with "
+        "the conditional and unconditional rows in one batched call, the same loop for both sides "
+        f"({runtime.describe()}). The peer runs Euler; our variants add FORA-style step caching (blocks "
+        "recomputed on one call in *cache interval*, first 2 calls always computed) and Heun with fewer steps. "
+        "*Network calls* counts our backbone evaluations (each on the doubled CFG batch). Speed-up = peer time "
+        "÷ our time.",
+        "",
+    ]
+    body = []
+    for r in rows:
+        res = r["result"]
+        calls = r["steps"] * (2 if r["sampler"] == "heun" else 1) - (1 if r["sampler"] == "heun" else 0)
+        computed = calls if r["interval"] == 1 else min(calls, 2 + (calls - 2) // r["interval"])
+        body.append([f"{r['sampler']} {r['steps']}", str(r["interval"]), f"{computed}/{calls}",
+                     f"euler {r['peer_steps']}", median_range(res.times_a),
+                     median_range(res.times_b), median_range(res.ratios, fmt="{:.2f}"), mib(res.mem_a),
+                     mib(res.mem_b)])
+    header = ["ours", "cache interval", "network calls computed", "peer", "ours s/sample", "peer s/sample", "speed-up",
+              "peak MiB ours", "peak MiB peer"]
+    return out + table(header, body)
 
 
 if __name__ == "__main__":
