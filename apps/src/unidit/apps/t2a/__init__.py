@@ -1,0 +1,1 @@
+"""The text-to-audio app: ``unidit fit|sample|eval t2a``."""

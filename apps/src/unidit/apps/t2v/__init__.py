@@ -1,0 +1,1 @@
+"""The text-to-video app: ``unidit fit|sample|eval t2v``."""
