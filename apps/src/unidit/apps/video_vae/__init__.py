@@ -1,0 +1,1 @@
+"""The video VAE app: ``unidit fit|sample|eval video-vae``."""
