@@ -24,6 +24,7 @@ import torch  # noqa: E402
 import backbone_step  # noqa: E402
 import mixed_batch  # noqa: E402
 import sampling  # noqa: E402
+import vae  # noqa: E402
 from harness import Runtime, gpu_bf16_peak, matmul_flops_per_s, median_range, mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = backbone_step.QUICK if args.quick else backbone_step.Sizes()
     mix = mixed_batch.QUICK if args.quick else mixed_batch.MixSizes()
     sample_sizes = sampling.QUICK if args.quick else sampling.SampleSizes()
+    vae_sizes = vae.QUICK if args.quick else vae.VAESizes()
     precisions = ("bf16",) if runtime.cuda else ("fp32", "bf16")
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     started = time.time()
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         mixed = mixed_batch.run(mix, rounds, log)
     log("sampling")
     sample_rows = sampling.run(sample_sizes, max(2, rounds - 2), log, runtime.with_precision(precisions[0]))
+    log("tokenizers")
+    vae_rows = vae.run(vae_sizes, rounds, log, runtime)
     for p in precisions:
         peak_matmul[p] = max(peak_matmul[p], matmul_flops_per_s(matmul_n, runtime=runtime.with_precision(p)))
     elapsed = time.time() - started
@@ -104,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if mixed is not None:
         out += mixed_table(mixed)
     out += sampling_table(sample_rows, sample_sizes, runtime.with_precision(precisions[0]))
+    out += vae_table(vae_rows, runtime)
 
     gpu = ROOT / "benchmarks" / "GPU.md"
     if not runtime.cuda and not args.quick and gpu.exists():
@@ -213,6 +218,32 @@ def sampling_table(rows: list[dict], s, runtime: Runtime) -> list[str]:
                      mib(res.mem_b)])
     header = ["ours", "cache interval", "network calls computed", "peer", "ours s/sample", "peer s/sample", "speed-up",
               "peak MiB ours", "peak MiB peer"]
+    return out + table(header, body)
+
+
+def vae_table(rows: list[dict], runtime: Runtime) -> list[str]:
+    out = [
+        "## Tokenizers (VAE encode / decode)",
+        "",
+        "Our audio VAE against `AutoencoderOobleck` (same base width, channel multipliers, strides and latent "
+        "channels) and our video VAE (`ltx` preset: 32×32 spatial, 8× temporal, 128 channels) against "
+        "`AutoencoderKLLTXVideo` with the same stage widths, compression, latent channels and residual blocks per "
+        f"stage, {runtime.describe()}. Encode returns the posterior mean; decode reads that latent (the video "
+        "decoders are timestep-conditioned at t = 0.05). Throughput in seconds of audio or video frames per "
+        "second; speed-up = peer time ÷ our time.",
+        "",
+    ]
+    body = []
+    for r in rows:
+        res = r["result"]
+        rate = r["units"] / statistics.median(res.times_a)
+        body.append([r["ours"], r["theirs"], r["stage"], "×".join(map(str, r["input"])),
+                     "×".join(map(str, r["latent_ours"])), "×".join(map(str, r["latent_theirs"])),
+                     str(r["params_ours"]), str(r["params_theirs"]), median_range(res.times_a),
+                     median_range(res.times_b), f"{rate:.1f}", median_range(res.ratios, fmt="{:.2f}"),
+                     mib(res.mem_a), mib(res.mem_b)])
+    header = ["ours", "peer", "stage", "input", "latent ours", "latent peer", "params ours", "params peer",
+              "ours s/call", "peer s/call", "ours units/s", "speed-up", "peak MiB ours", "peak MiB peer"]
     return out + table(header, body)
 
 

@@ -35,6 +35,12 @@ tasks: {", ".join(sorted(TASK_APPS))}
   unidit fit shape3d --config my.yaml      any LightningCLI option/config overrides the defaults
   unidit sample shape3d --ckpt RUN/model --prompt "a large torus" --out samples/
   unidit eval shape3d --ckpt RUN/model
+  unidit fit audio-vae / unidit fit video-vae          the tokenizers' own training apps
+  unidit fit t2a                                     trains an audio VAE first unless --model.vae is given
+  unidit sample t2a --ckpt RUN/model --prompt "a bell rings twice" --seconds 3 --out out/
+  unidit sample t2a --ckpt RUN/model --prompt "a siren" --inpaint in.wav --start 1.0 --end 2.0 --out out/
+  unidit fit t2v                                     trains a video VAE first unless --model.vae is given
+  unidit sample t2v --ckpt RUN/model --prompt "a red circle moves up" --image first.png --out out/
 """
 
 

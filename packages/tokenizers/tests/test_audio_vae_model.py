@@ -1,0 +1,120 @@
+"""The waveform VAE: shapes, presets, bad input, latent normalisation, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from unidit.tokenizers.audio_vae import AudioVAE, AudioVAEConfig, DiagonalGaussian, audio_vae_config
+from unidit.tokenizers.audio_vae.blocks import Snake
+
+
+@pytest.fixture(scope="module")
+def vae() -> AudioVAE:
+    torch.manual_seed(0)
+    return AudioVAE(audio_vae_config("tiny")).eval()
+
+
+def test_presets_have_50_latents_per_second_at_16_khz():
+    for preset in ("tiny", "small", "base"):
+        config = audio_vae_config(preset)
+        assert (config.sample_rate, config.hop_length, config.latent_rate) == (16000, 320, 50.0)
+    assert audio_vae_config("tiny").latent_channels == audio_vae_config("small").latent_channels == 16
+    assert audio_vae_config("small", latent_channels=8).latent_channels == 8
+
+
+def test_bad_config_values_are_refused():
+    with pytest.raises(ValueError, match="unknown audio VAE preset"):
+        audio_vae_config("huge")
+    with pytest.raises(ValueError, match="unknown audio VAE option"):
+        audio_vae_config("tiny", depth=3)
+    with pytest.raises(ValueError, match="channel_mults"):
+        AudioVAEConfig(strides=(2, 4), channel_mults=(1, 2, 4))
+    with pytest.raises(ValueError, match="strides"):
+        AudioVAEConfig(strides=(1, 4), channel_mults=(1, 2))
+
+
+def test_24_khz_with_hop_480_is_configurable():
+    vae = AudioVAE(audio_vae_config("tiny", sample_rate=24000, strides=(2, 4, 6, 10)))
+    assert vae.hop_length == 480 and vae.sample_rate == 24000
+    with torch.no_grad():
+        posterior = vae.encode(torch.randn(1, 1, 480 * 5))
+        assert posterior.mean.shape == (1, 16, 5)
+        assert vae.decode(posterior.mean).shape == (1, 1, 480 * 5)
+
+
+def test_encode_decode_shapes(vae):
+    wav = torch.randn(2, 1, 320 * 7) * 0.1
+    with torch.no_grad():
+        posterior = vae.encode(wav)
+        assert isinstance(posterior, DiagonalGaussian)
+        assert posterior.mean.shape == posterior.logvar.shape == (2, 16, 7)
+        assert vae.decode(posterior.mean).shape == (2, 1, 320 * 7)
+        reconstruction, _ = vae(wav)
+    assert reconstruction.shape == wav.shape
+    assert posterior.kl().shape == (2,)
+
+
+def test_length_not_a_multiple_of_the_hop_is_a_clear_error(vae):
+    with pytest.raises(ValueError, match="multiple of the hop length 320"):
+        vae.encode(torch.zeros(1, 1, 1000))
+    with pytest.raises(ValueError, match=r"\(B, 1, T\)"):
+        vae.encode(torch.zeros(1, 2, 640))
+    with pytest.raises(ValueError, match="latents of shape"):
+        vae.decode(torch.zeros(1, 3, 4))
+
+
+def test_snake_is_identity_plus_a_periodic_bump():
+    snake = Snake(3)
+    x = torch.linspace(-3, 3, 50).expand(1, 3, 50)
+    y = snake(x)
+    assert torch.all(y >= x - 1e-6)  # sin^2 / alpha >= 0
+    torch.testing.assert_close(y, x + torch.sin(x) ** 2)  # alpha = 1 at init
+
+
+def test_latent_normalisation_inverts(vae):
+    raw = torch.randn(3, 16, 20) * 2.5 + 0.7
+    vae.fit_latent_stats(raw)
+    try:
+        normalized = vae.normalize(raw)
+        assert normalized.mean().abs() < 1e-4 and (normalized.std(correction=0) - 1).abs() < 1e-2
+        torch.testing.assert_close(vae.denormalize(normalized), raw)
+        wav = torch.randn(1, 1, 320 * 4) * 0.1
+        with torch.no_grad():
+            torch.testing.assert_close(vae.encode_latents(wav), vae.normalize(vae.encode(wav).mean))
+            z = torch.randn(1, 16, 4)
+            torch.testing.assert_close(vae.decode_latents(z), vae.decode(vae.denormalize(z)))
+    finally:
+        vae.latent_mean.zero_()
+        vae.latent_std.fill_(1.0)
+
+
+def test_sampled_latents_are_reproducible_with_a_generator(vae):
+    wav = torch.randn(1, 1, 640) * 0.1
+    with torch.no_grad():
+        a = vae.encode_latents(wav, sample=True, generator=torch.Generator().manual_seed(1))
+        b = vae.encode_latents(wav, sample=True, generator=torch.Generator().manual_seed(1))
+        mean = vae.encode_latents(wav)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, mean)
+
+
+def test_save_and_load_round_trip_config_weights_and_latent_stats(tmp_path):
+    torch.manual_seed(0)
+    vae = AudioVAE(audio_vae_config("tiny", latent_channels=8)).eval()
+    vae.fit_latent_stats(torch.randn(2, 8, 30) * 3 + 1)
+    vae.save_pretrained(tmp_path / "vae")
+    assert json.loads((tmp_path / "vae" / "config.json").read_text())["latent_channels"] == 8
+    loaded = AudioVAE.from_pretrained(str(tmp_path / "vae")).eval()
+    assert loaded.config == vae.config
+    torch.testing.assert_close(loaded.latent_mean, vae.latent_mean, rtol=0, atol=0)
+    torch.testing.assert_close(loaded.latent_std, vae.latent_std, rtol=0, atol=0)
+    wav = torch.randn(1, 1, 320 * 3) * 0.1
+    with torch.no_grad():
+        assert torch.equal(loaded.encode_latents(wav), vae.encode_latents(wav))
+
+
+def test_fit_latent_stats_refuses_wrong_shapes(vae):
+    with pytest.raises(ValueError, match=r"\(N, 16, T'\)"):
+        vae.fit_latent_stats(torch.randn(4, 16))
