@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 from unidit.tasks.shape3d.primitives import KINDS, ShapeSpec, caption, random_spec, sample_points
 from unidit.tokenizers.meshes import load_points
+from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
 
 EMBEDDED_VERSION = "shape3d-embedded-v2"  # bump whenever generated clouds change
 SPLITS = ("train", "val", "test")
@@ -235,20 +236,7 @@ def _with_article(name: str) -> str:
     return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
-MAX_CAPTION_CHARS = 256  # the text encoder keeps 64 tokens (~4 characters each); longer text would be cut silently
 
-
-def check_caption(text: str, where: str) -> str:
-    """A stripped caption, or a ValueError naming ``where`` if it is empty or longer than MAX_CAPTION_CHARS."""
-    text = (text or "").strip()
-    if not text:
-        raise ValueError(f"{where}: empty caption; expected 1 to {MAX_CAPTION_CHARS} characters")
-    if len(text) > MAX_CAPTION_CHARS:
-        raise ValueError(
-            f"{where}: caption of {len(text)} characters; expected at most {MAX_CAPTION_CHARS} "
-            "(the text encoder reads 64 tokens)"
-        )
-    return text
 
 
 def load_mesh_folder(

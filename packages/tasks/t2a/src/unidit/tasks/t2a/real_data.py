@@ -30,21 +30,11 @@ from pathlib import Path
 import numpy as np
 from unidit.tasks.t2a.data import ClipSet
 from unidit.tokenizers.audio_io import AUDIO_SUFFIXES, load_audio
+from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
 
 AUDIOCAPS_COLUMNS = ("youtube_id", "start_time", "caption")
 CLOTHO_CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
-MAX_CAPTION_CHARS = 256  # the text encoder keeps 64 tokens (~4 characters each)
 
-
-def check_caption(text: str | None, where: str) -> str:
-    """A stripped caption, or a ValueError naming ``where`` if it is empty or too long."""
-    text = (text or "").strip()
-    if not text:
-        raise ValueError(f"{where}: empty caption; expected 1 to {MAX_CAPTION_CHARS} characters")
-    if len(text) > MAX_CAPTION_CHARS:
-        raise ValueError(f"{where}: caption of {len(text)} characters; expected at most {MAX_CAPTION_CHARS} "
-                         "(the text encoder reads 64 tokens)")
-    return text
 
 
 def audiocaps_candidates(youtube_id: str, start_time: str) -> list[str]:

@@ -29,24 +29,12 @@ import numpy as np
 from tqdm import tqdm
 from unidit.tasks.t2v.data import VideoSet
 from unidit.tokenizers.video_io import read_video
+from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
 
-MAX_CAPTION_CHARS = 256  # the text encoder keeps 64 tokens (~4 characters each); longer text would be cut silently
 WEBVID_COLUMNS = ("videoid", "name")
 MSRVTT_SPLITS = {"train": "train", "val": "validate", "test": "test"}
 _SPLIT_OF_MSRVTT = {value: key for key, value in MSRVTT_SPLITS.items()}
 
-
-def check_caption(text: str, where: str) -> str:
-    """A stripped caption, or a ValueError naming ``where`` if it is empty or longer than MAX_CAPTION_CHARS."""
-    text = (text or "").strip()
-    if not text:
-        raise ValueError(f"{where}: empty caption; expected 1 to {MAX_CAPTION_CHARS} characters")
-    if len(text) > MAX_CAPTION_CHARS:
-        raise ValueError(
-            f"{where}: caption of {len(text)} characters; expected at most {MAX_CAPTION_CHARS} "
-            "(the text encoder reads 64 tokens)"
-        )
-    return text
 
 
 def load_webvid(
