@@ -55,7 +55,7 @@ def fitted_run(workdir, tiny_vae) -> Path:
 def test_fit_writes_model_wavs_spectrograms_and_metrics(fitted_run: Path):
     assert (fitted_run / "model" / "model.safetensors").is_file()
     metrics = json.loads((fitted_run / "report" / "metrics.json").read_text())
-    for key in ("accuracy_generated", "accuracy_real", "accuracy_ratio"):
+    for key in ("accuracy_generated", "accuracy_real", "accuracy_ratio", "accuracy_vae_reconstruction"):
         assert 0.0 <= metrics[key] <= 1.0 or key == "accuracy_ratio", key
     assert metrics["frechet_distance"] >= 0.0 and metrics["num_clips"] == 9
     wavs = sorted((fitted_run / "report").glob("*.wav"))
@@ -77,7 +77,7 @@ def test_sample_prompts_inpaint_and_continue(fitted_run: Path, tmp_path: Path):
     soundfile.write(str(clip), 0.3 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000), 16000)
     inpainted = tmp_path / "inpainted"
     main(["sample", "t2a", "--ckpt", model, "--prompt", "a bell rings", "--inpaint", str(clip), "--start", "1.0",
-          "--end", "1.5", "--out", str(inpainted), "--steps", "2"])
+          "--end", "1.5", "--out", str(inpainted), "--steps", "3", "--shift", "2.0", "--cache_interval", "2"])
     assert soundfile.info(str(next(inpainted.glob("*.wav")))).frames == 32000
     extended = tmp_path / "extended"
     main(["sample", "t2a", "--ckpt", model, "--prompt", "a siren", "--continue", str(clip), "--seconds", "1",

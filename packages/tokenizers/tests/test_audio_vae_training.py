@@ -103,3 +103,16 @@ def test_training_step_with_the_discriminator_updates_both_networks():
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(vae_before, module.vae.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(disc_before, module.discriminator.parameters()))
+
+
+def test_gradients_are_clipped_to_grad_clip():
+    torch.manual_seed(0)
+    module = AudioVAETraining(preset="tiny", grad_clip=1e-3)
+    optimizer = torch.optim.Adam(module.vae.parameters(), lr=1e-3)
+    batch = torch.from_numpy(np.stack([c[: 320 * 10] for c in decaying_tones(2, seed=2)]))[:, None]
+    reconstruction, posterior = module.vae(batch)
+    module.loss(reconstruction, batch, posterior)["loss"].backward()
+    norm = lambda: torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.vae.parameters()]))  # noqa: E731
+    assert norm() > 1e-3
+    module.configure_gradient_clipping(optimizer)
+    assert norm() <= 1e-3 * 1.001

@@ -87,8 +87,11 @@ def sample(argv: list[str]) -> Path:
     parser.add_argument("--continue", dest="continuation", help="audio file to extend by --seconds")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--sampler", default="euler", choices=["euler", "heun", "midpoint"])
-    parser.add_argument("--cfg_scale", type=float, default=3.0)
+    parser.add_argument("--cfg_scale", type=float, default=5.0)
     parser.add_argument("--cfg_rescale", type=float, default=0.5, help="EzAudio guidance rescale phi (0 = plain CFG)")
+    parser.add_argument("--shift", type=float, default=None, help="sampling time shift (default: the training shift)")
+    parser.add_argument("--cache_interval", type=int, default=1,
+                        help="FORA step caching: recompute blocks every N calls")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     prompts = [p.strip() for p in args.prompt]
@@ -110,7 +113,7 @@ def sample(argv: list[str]) -> Path:
     clips = task.sample_audio(
         prompts, seconds[0] if len(seconds) == 1 else seconds, steps=args.steps, sampler=args.sampler,
         cfg_scale=args.cfg_scale, cfg_rescale=args.cfg_rescale, seed=args.seed, inpaint=inpaint,
-        continuation=continuation,
+        continuation=continuation, shift=args.shift, cache_interval=args.cache_interval,
     )
     out = Path(args.out)
     write_clips(out, clips, prompts, rate)

@@ -62,6 +62,9 @@ class AudioVAETraining(pl.LightningModule):
         feature_weight: weight of the feature-matching loss.
         disc_start_step: step from which the adversarial terms enter the VAE's loss.
         disc_channels: channels of each discriminator conv.
+        grad_clip: largest global gradient norm of each update (0 = no clipping). The
+            CPU default's peak learning rate (1e-3) blows the posterior log-variance up
+            within ~100 steps without it.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class AudioVAETraining(pl.LightningModule):
         feature_weight: float = 2.0,
         disc_start_step: int = 0,
         disc_channels: int = 32,
+        grad_clip: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -124,6 +128,7 @@ class AudioVAETraining(pl.LightningModule):
             disc_loss = discriminator_hinge_loss(self.discriminator(wav), self.discriminator(reconstruction.detach()))
             disc_opt.zero_grad()
             self.manual_backward(disc_loss)
+            self._clip(disc_opt)
             disc_opt.step()
             disc_sched.step()
             self.log("train/disc", disc_loss, batch_size=wav.shape[0])
@@ -137,10 +142,24 @@ class AudioVAETraining(pl.LightningModule):
             total = total + self.hparams.adv_weight * terms["adv"] + self.hparams.feature_weight * terms["feature"]
         vae_opt.zero_grad()
         self.manual_backward(total)
+        self._clip(vae_opt)
         vae_opt.step()
         vae_sched.step()
         self._log_terms("train", {**terms, "loss": total}, wav.shape[0])
         return total.detach()
+
+    def _clip(self, optimizer) -> None:
+        """Scale the gradients of ``optimizer``'s parameters to a global norm of at most ``grad_clip``."""
+        if self.hparams.grad_clip > 0:
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.hparams.grad_clip)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Automatic optimisation: clip to ``grad_clip`` (a Trainer-level value, if given, wins)."""
+        if gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        else:
+            self._clip(optimizer)
 
     def configure_optimizers(self):
         h = self.hparams

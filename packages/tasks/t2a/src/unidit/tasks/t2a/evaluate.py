@@ -7,6 +7,8 @@ clips:
 
 - accuracy on generated clips beside accuracy on the real clips of the same
   captions (the ceiling), and their ratio;
+- accuracy on the real clips passed through the audio VAE (encode, decode): what
+  the latent model could reach at best, so a low score there blames the VAE;
 - the Fréchet distance between generated and real clips in the classifier's
   embedding space (FAD, Kilgour et al. 2019, with this task's classifier in
   place of VGGish), with the distance between two halves of the real clips as
@@ -25,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from unidit.tasks.t2a.classifier import classify, load_or_train_classifier, top_k_correct
 from unidit.tasks.t2a.data import ClipSet
+from unidit.tasks.t2a.latent_codec import decode_latents, encode_clips
 from unidit.tasks.t2a.media import write_clips
 from unidit.tasks.t2a.sounds import KINDS
 from unidit.training.frechet import frechet_distance
@@ -40,6 +43,8 @@ class T2AReport:
         sampler: euler, heun or midpoint.
         cfg_scale: classifier-free guidance scale w (1 = no guidance).
         cfg_rescale: EzAudio's rescale phi; 0 = plain CFG.
+        shift: sampling time shift (None: the training shift).
+        cache_interval: recompute the backbone's blocks every N network calls (1 = no step caching).
         sweep: also measure every w in ``sweep_scales`` with phi = 0 and phi = ``sweep_rescale``.
         sweep_scales: guidance scales of the sweep.
         sweep_rescale: the phi of the sweep's rescaled rows.
@@ -52,8 +57,10 @@ class T2AReport:
     per_kind: int = 12
     steps: int = 25
     sampler: str = "euler"
-    cfg_scale: float = 3.0
+    cfg_scale: float = 5.0
     cfg_rescale: float = 0.5
+    shift: float | None = None
+    cache_interval: int = 1
     sweep: bool = False
     sweep_scales: list[float] = field(default_factory=lambda: [1.0, 3.0, 5.0])
     sweep_rescale: float = 0.5
@@ -90,7 +97,8 @@ def generate_clips(task, captions: list[str], seconds: list[float], report: T2AR
     for number, start in enumerate(tqdm(starts, desc=desc, unit="batch")):
         chunk = slice(start, start + report.batch_size)
         out += task.sample_audio(captions[chunk], seconds[chunk], steps=report.steps, sampler=report.sampler,
-                                 cfg_scale=cfg_scale, cfg_rescale=cfg_rescale, seed=report.seed + number)
+                                 cfg_scale=cfg_scale, cfg_rescale=cfg_rescale, seed=report.seed + number,
+                                 shift=report.shift, cache_interval=report.cache_interval)
     return out
 
 
@@ -107,6 +115,7 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
     )
     real_scores, real_embeddings = classify(classifier, real.waveforms)
     real_correct = top_k_correct(real_scores, kinds, KINDS)
+    vae_correct = top_k_correct(classify(classifier, reconstruct(task.require_vae(), real.waveforms))[0], kinds, KINDS)
 
     def measure(scale: float, rescale: float, desc: str) -> tuple[dict, list[np.ndarray], np.ndarray]:
         generated = generate_clips(task, real.captions, real.seconds, report, scale, rescale, desc)
@@ -127,6 +136,7 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
         "accuracy_generated": main["accuracy_generated"],
         "accuracy_real": float(real_correct.mean()),
         "accuracy_ratio": main["accuracy_ratio"],
+        "accuracy_vae_reconstruction": float(vae_correct.mean()),
         "frechet_distance": main["frechet_distance"],
         "frechet_real_halves": (
             frechet_distance(real_embeddings[::2], real_embeddings[1::2]) if len(real) >= 4 else None
@@ -141,6 +151,12 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
         metrics["sweep"] = [main if (w, phi) == (report.cfg_scale, report.cfg_rescale)
                             else measure(w, phi, f"sweep w={w:g} phi={phi:g}")[0] for w, phi in grid]
     return T2AResult(metrics, generated, list(real.captions), real.sample_rate)
+
+
+def reconstruct(vae, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+    """Clips ``(T_i,)`` encoded and decoded by the audio VAE, cut back to their lengths."""
+    decoded = decode_latents(vae, encode_clips(vae, waveforms))
+    return [clip[: len(wave)] for clip, wave in zip(decoded, waveforms)]
 
 
 def write_report(out_dir: str | Path, result: T2AResult, num_written: int = 8) -> Path:
@@ -169,6 +185,7 @@ def format_table(metrics: dict) -> str:
     lines = [
         f"event accuracy   generated {metrics['accuracy_generated']:.3f}   real (ceiling) "
         f"{metrics['accuracy_real']:.3f}   ratio {metrics['accuracy_ratio']:.3f}",
+        f"event accuracy on VAE reconstructions of the real clips {metrics['accuracy_vae_reconstruction']:.3f}",
         f"Frechet distance {metrics['frechet_distance']:.3f}   "
         f"(real vs real, two halves: {_number(metrics['frechet_real_halves'])})",
         "",

@@ -140,22 +140,27 @@ class T2ATask(FlowMatchingTask):
         *,
         steps: int = 25,
         sampler: str = "euler",
-        cfg_scale: float = 3.0,
+        cfg_scale: float = 5.0,
         cfg_rescale: float = 0.5,
         seed: int = 0,
         inpaint: Inpaint | None = None,
         continuation: np.ndarray | None = None,
         use_ema: bool = True,
+        shift: float | None = None,
+        cache_interval: int = 1,
     ) -> list[np.ndarray]:
         """Generate one float32 mono clip per caption at the VAE's sample rate.
 
         ``seconds`` is one duration for all or one per caption.  With ``inpaint``
         every caption regenerates the span of the same clip (its length is the
         clip's); with ``continuation`` (a clip) ``seconds`` of new audio follow it.
+        ``shift`` is the sampling time shift (None: the training shift) and
+        ``cache_interval`` > 1 turns on step caching (see ``FlowMatchingTask.generate``).
         """
         latents, lengths = self.sample_latents(
             captions, seconds, steps=steps, sampler=sampler, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale,
-            seed=seed, inpaint=inpaint, continuation=continuation, use_ema=use_ema,
+            seed=seed, inpaint=inpaint, continuation=continuation, use_ema=use_ema, shift=shift,
+            cache_interval=cache_interval,
         )
         audio = decode_latents(self.require_vae(), latents)
         return [clip[:length] for clip, length in zip(audio, lengths)]
@@ -168,7 +173,7 @@ class T2ATask(FlowMatchingTask):
         *,
         steps: int = 25,
         sampler: str = "euler",
-        cfg_scale: float = 3.0,
+        cfg_scale: float = 5.0,
         cfg_rescale: float = 0.5,
         seed: int = 0,
         inpaint: Inpaint | None = None,
@@ -176,6 +181,8 @@ class T2ATask(FlowMatchingTask):
         use_ema: bool = True,
         known: list[Tensor] | None = None,
         held_frames: list[Tensor] | None = None,
+        shift: float | None = None,
+        cache_interval: int = 1,
     ) -> tuple[list[Tensor], list[int]]:
         """Normalised latents ``(C, T_i)`` per caption and the audio length (samples) each stands for.
 
@@ -197,7 +204,8 @@ class T2ATask(FlowMatchingTask):
         held = grid_mask_to_tokens(held_frames, packed).to(self.device)  # (B, L)
         cond = conditioning_for(packed, held, x=known_tokens)
         tokens = self.generate(captions, packed.tokens, steps=steps, sampler=sampler, cfg_scale=cfg_scale,
-                               cfg_rescale=cfg_rescale, cond=cond, use_ema=use_ema)  # (B, L, C·p)
+                               cfg_rescale=cfg_rescale, cond=cond, use_ema=use_ema, shift=shift,
+                               cache_interval=cache_interval)  # (B, L, C·p)
         return [z.cpu() for z in unpack(tokens, packed)], lengths
 
     def _plan(self, captions, seconds, inpaint: Inpaint | None, continuation: np.ndarray | None):
