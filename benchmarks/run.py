@@ -229,7 +229,8 @@ def vae_table(rows: list[dict], runtime: Runtime) -> list[str]:
         "channels) and our video VAE (`ltx` preset: 32×32 spatial, 8× temporal, 128 channels) against "
         "`AutoencoderKLLTXVideo` with the same stage widths, compression, latent channels and residual blocks per "
         f"stage, {runtime.describe()}. Encode returns the posterior mean; decode reads that latent (the video "
-        "decoders are timestep-conditioned at t = 0.05). Throughput in seconds of audio or video frames per "
+        "decoders without timestep conditioning on both sides: diffusers' LTX decoder built with this block "
+        "layout fails when given a timestep). Throughput in seconds of audio or video frames per "
         "second; speed-up = peer time ÷ our time.",
         "",
     ]

@@ -34,6 +34,9 @@ class VAESizes:
     video_frames: int = 9
     video_size: int = 128
     video_blocks: int = 2  # residual blocks per stage on both sides
+    # LTX's timestep-conditioned decoder is off on both sides: diffusers' AutoencoderKLLTXVideo
+    # built with our block layout fails in its up blocks when given a timestep (diffusers 0.42).
+    video_timestep_conditioning: bool = False
 
 
 QUICK = VAESizes(audio_preset="tiny", audio_base_channels=4, audio_seconds=0.2, video_preset="tiny", video_frames=5, video_size=32,
@@ -60,7 +63,8 @@ def audio_pair(s: VAESizes):
 def video_pair(s: VAESizes):
     from diffusers import AutoencoderKLLTXVideo
 
-    config = video_vae_config(s.video_preset, blocks_per_stage=s.video_blocks, mid_blocks=s.video_blocks)
+    config = video_vae_config(s.video_preset, blocks_per_stage=s.video_blocks, mid_blocks=s.video_blocks,
+                              timestep_conditioning=s.video_timestep_conditioning)
     ours = VideoVAE(config).eval()
     stages = len(config.channels)
     downsampled = config.temporal_compression.bit_length() - 1  # LTX's down blocks each scale 2x2x2
