@@ -16,8 +16,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from einops import rearrange
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+from unidit.training.model_cache import cache_root, load_or_train
 
 
 class PointNetClassifier(nn.Module):
@@ -164,23 +163,6 @@ def load_or_train_classifier(train, cache_dir: str | os.PathLike | None = None, 
     digest = hashlib.sha256(points.tobytes())
     digest.update(labels.tobytes())
     digest.update(json.dumps({"v": 1, "seed": seed, "k": num_classes, **train_kwargs}, sort_keys=True).encode())
-    root = Path(cache_dir or os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit") / "shape3d"
-    folder = root / f"classifier-{digest.hexdigest()[:16]}"
-    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
-        try:
-            return PointNetClassifier.from_pretrained(folder)
-        except (OSError, ValueError, RuntimeError):
-            pass  # damaged cache: train again
-    model = train_point_classifier(points, labels, num_classes, seed=seed, **train_kwargs)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-    try:
-        model.save_pretrained(tmp)
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except OSError:
-        pass  # caching is an optimisation
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return model
+    folder = cache_root(cache_dir) / "shape3d" / f"classifier-{digest.hexdigest()[:16]}"
+    return load_or_train(folder, PointNetClassifier.from_pretrained,
+                         lambda: train_point_classifier(points, labels, num_classes, seed=seed, **train_kwargs))

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from einops import rearrange
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+from unidit.training.model_cache import cache_root, load_or_train
 
 CLASSIFIER_VERSION = 1  # bump when the network or its training changes
 
@@ -204,23 +203,6 @@ def load_or_train_classifier(
                       "clips": len(waveforms), "samples": int(sum(len(w) for w in waveforms)),
                       "kinds": list(kinds), **{k: v for k, v in train_kwargs.items() if k != "progress"}},
                      sort_keys=True)
-    root = Path(cache_dir or os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit") / "t2a"
-    folder = root / f"classifier-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    if (folder / "model.safetensors").is_file():
-        try:
-            return EventClassifier.from_pretrained(folder)
-        except (OSError, ValueError, RuntimeError):
-            pass  # damaged cache: train again
-    model = train_event_classifier(waveforms, kinds_per_clip, kinds, sample_rate, **train_kwargs)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-    try:
-        model.save_pretrained(tmp)
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except OSError:
-        pass  # caching is an optimisation
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return model
+    folder = cache_root(cache_dir) / "t2a" / f"classifier-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return load_or_train(folder, EventClassifier.from_pretrained,
+                         lambda: train_event_classifier(waveforms, kinds_per_clip, kinds, sample_rate, **train_kwargs))

@@ -20,10 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +30,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 from unidit.tasks.t2v.scenes import COLOUR_NAMES, MOTIONS, SHAPES
+from unidit.training.model_cache import cache_root, load_or_train
 
 ATTRIBUTES: tuple[str, ...] = ("shape", "colour", "motion")
 CLASS_NAMES: dict[str, tuple[str, ...]] = {"shape": SHAPES, "colour": COLOUR_NAMES, "motion": MOTIONS}
@@ -180,24 +178,6 @@ def load_or_train_classifier(clips: np.ndarray, labels: np.ndarray, *, seed: int
     digest = hashlib.sha256(clips.tobytes())
     digest.update(labels.tobytes())
     digest.update(json.dumps({"v": CLASSIFIER_VERSION, "seed": seed, **train_kwargs}, sort_keys=True).encode())
-    root = Path(cache_dir or os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit") / "t2v"
-    folder = root / f"classifier-{digest.hexdigest()[:16]}"
-    if (folder / "model.safetensors").is_file():
-        try:
-            return VideoAttributeClassifier.from_pretrained(folder).eval()
-        except (OSError, ValueError, RuntimeError):
-            pass  # damaged cache: train again
-    model = train_video_classifier(clips, labels, seed=seed, progress=True, **train_kwargs)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-        try:
-            model.save_pretrained(tmp)
-            if folder.exists():
-                shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError:
-        pass  # caching is an optimisation
-    return model
+    folder = cache_root(cache_dir) / "t2v" / f"classifier-{digest.hexdigest()[:16]}"
+    return load_or_train(folder, lambda path: VideoAttributeClassifier.from_pretrained(path).eval(),
+                         lambda: train_video_classifier(clips, labels, seed=seed, progress=True, **train_kwargs))
