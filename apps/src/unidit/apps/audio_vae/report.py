@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from unidit.tokenizers.audio_io import load_audio, write_wav
 from unidit.tokenizers.audio_vae import AudioVAE, baseline_metrics, reconstruct, reconstruction_metrics
 from unidit.tokenizers.audio_vae.model import pad_to_hop
 from unidit.tokenizers.audio_vae.tiling import tiled_encode
+from unidit.training.export import write_folder_atomically
 
 METRIC_NAMES = ("mr_stft", "si_sdr", "mel_l1")
 METRIC_HEADERS = {"mr_stft": "MR-STFT (lower)", "si_sdr": "SI-SDR dB (higher)", "mel_l1": "mel L1 (lower)"}
@@ -135,14 +135,5 @@ def write_metrics(out: Path, payload: dict) -> Path:
 
 
 def save_vae(vae: AudioVAE, directory: Path) -> Path:
-    """``save_pretrained`` into a staging folder renamed into place (never a half-written export)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        vae.save_pretrained(staging)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    """``save_pretrained`` into a staging folder swapped into place (never a half-written export)."""
+    return write_folder_atomically(directory, vae.save_pretrained)

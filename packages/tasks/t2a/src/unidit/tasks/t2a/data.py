@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from unidit.tasks.t2a.sounds import KINDS, ClipSpec, caption, random_clip, synthesise
+from unidit.training.model_cache import cache_root
 
 EMBEDDED_VERSION = "t2a-embedded-v1"  # bump whenever generated clips change
 SPLITS = ("train", "val", "test")
@@ -69,7 +70,7 @@ class ClipSplits:
 
 def default_cache_dir() -> Path:
     """``$UNIDIT_CACHE`` or ``~/.cache/unidit`` (as shape3d)."""
-    return Path(os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit")
+    return cache_root()
 
 
 def embedded_clips(

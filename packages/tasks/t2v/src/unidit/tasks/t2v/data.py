@@ -23,6 +23,7 @@ from tqdm import tqdm
 from unidit.tasks.t2v.scenes import (
     COLOUR_NAMES, MOTIONS, NUM_FRAMES, SHAPES, SIZE, ClipSpec, caption, random_clip_spec, render_clip,
 )
+from unidit.training.model_cache import cache_root
 
 EMBEDDED_VERSION = "t2v-embedded-v2"  # bump whenever generated clips change
 SPLITS = ("train", "val", "test")
@@ -73,7 +74,7 @@ class VideoSet:
 
 def default_cache_dir() -> Path:
     """``$UNIDIT_CACHE`` or ``~/.cache/unidit`` (the same root as every task)."""
-    return Path(os.environ.get("UNIDIT_CACHE") or Path.home() / ".cache" / "unidit")
+    return cache_root()
 
 
 def embedded_videos(split: str, *, seed: int = 0, cache_dir: str | os.PathLike | None = None
