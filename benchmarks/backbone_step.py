@@ -9,6 +9,7 @@ per row). Every model keeps its library's own initialisation.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,10 @@ class Sizes:
 
 
 QUICK = Sizes(dim=64, depth=2, heads=2, batch=2, text=8, grids=(4,))
+
+# GPU-sized case: DiT-XL's width and depth (Peebles & Xie 2023: hidden 1152, 28 blocks, 16 heads of 72),
+# which is also Lumina-Next-2B's head width; 1024 and 4096 latent tokens, 128 text tokens.
+LARGE = Sizes(dim=1152, depth=28, heads=16, batch=4, text=128, grids=(32, 64))
 
 
 class Ours(nn.Module):
@@ -130,6 +135,21 @@ def steps(arch: str, ours: nn.Module, theirs: nn.Module, s: Sizes, grid: int, ru
     return ours_step, theirs_step, tokens
 
 
+def compile_blocks(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose repeated transformer blocks are each wrapped in ``torch.compile``.
+
+    Regional compilation (PyTorch's recipe, also diffusers' ``compile_repeated_blocks``): every block of one
+    class shares one compiled graph, so compile time does not grow with depth. Applied the same way to both
+    sides: our ``blocks``, Lumina-Next's ``layers``, SD3's ``transformer_blocks``.
+    """
+    model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        if isinstance(module, nn.ModuleList) and len(module) > 1 and len({type(m) for m in module}) == 1:
+            for i in range(len(module)):
+                module[i] = torch.compile(module[i], dynamic=False)
+    return model
+
+
 def count_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -140,33 +160,49 @@ PEERS = {"flag_dit": ("FlagDiT", "LuminaNextDiT2DModel"), "mmdit": ("MMDiT", "SD
 
 
 def run(s: Sizes, rounds: int, log=print, runtime: Runtime | None = None,
-        precisions: tuple[str, ...] = ("fp32",), compiled: tuple[bool, ...] = (False,)) -> list[dict]:
-    """One row per (architecture, latent size, precision, compiled or eager)."""
+        precisions: tuple[str, ...] = ("fp32",), compiled: tuple[bool, ...] = (False,),
+        label: str = "", archs: tuple[str, ...] = tuple(PEERS)) -> list[dict]:
+    """One row per (architecture, latent size, precision, compiled or eager).
+
+    A case that runs out of GPU memory becomes a row with ``result=None`` instead of ending the run.
+    """
     runtime = runtime or Runtime()
     torch.manual_seed(0)
     rows = []
-    for arch, (our_name, their_name) in PEERS.items():
+    for arch in archs:
+        our_name, their_name = PEERS[arch]
         ours, theirs = build(arch, s)
         ours, theirs = ours.to(runtime.device), theirs.to(runtime.device)
         for use_compile in compiled:
-            # dynamic=False: one graph per latent size, like a training run with fixed buckets
-            a = torch.compile(ours, dynamic=False) if use_compile else ours
-            b = torch.compile(theirs, dynamic=False) if use_compile else theirs
+            a = compile_blocks(ours) if use_compile else ours
+            b = compile_blocks(theirs) if use_compile else theirs
             for precision in precisions:
                 rt = runtime.with_precision(precision)
                 for grid in s.grids:
-                    fa, fb, tokens = steps(arch, a, b, s, grid, rt)
                     mode = "compiled" if use_compile else "eager"
-                    log(f"  {our_name} vs {their_name}, {grid * grid} latent tokens, {precision}, {mode} ...")
-                    res: PairResult = run_pair(fa, fb, rounds, warmup=2 if use_compile else 1,
-                                               names=(our_name, their_name), runtime=rt)
-                    eager_a, eager_b, _ = steps(arch, ours, theirs, s, grid, rt)
-                    rows.append(dict(
-                        arch=arch, ours=our_name, theirs=their_name, latent_tokens=grid * grid,
-                        precision=precision, compiled=use_compile,
-                        tokens_ours=tokens["ours"], tokens_theirs=tokens["theirs"],
-                        params_ours=n_params(ours), params_theirs=n_params(theirs), result=res,
-                        flops_ours=count_flops(eager_a), flops_theirs=count_flops(eager_b),
-                    ))
+                    log(f"  {label}{our_name} vs {their_name}, {grid * grid} latent tokens, {precision}, {mode} ...")
+                    row = dict(arch=arch, ours=our_name, theirs=their_name, latent_tokens=grid * grid,
+                               precision=precision, compiled=use_compile, sizes=s, label=label,
+                               params_ours=n_params(ours), params_theirs=n_params(theirs), result=None)
+                    try:
+                        fa, fb, tokens = steps(arch, a, b, s, grid, rt)
+                        # compiled: one warm-up per graph (the 2nd also covers autotuned recompiles)
+                        res: PairResult = run_pair(fa, fb, rounds, warmup=2 if use_compile else 1,
+                                                   names=(our_name, their_name), runtime=rt)
+                        eager_a, eager_b, _ = steps(arch, ours, theirs, s, grid, rt)
+                        row.update(tokens_ours=tokens["ours"], tokens_theirs=tokens["theirs"], result=res,
+                                   flops_ours=count_flops(eager_a), flops_theirs=count_flops(eager_b))
+                    except torch.OutOfMemoryError:
+                        log("    out of memory")
+                        row.update(tokens_ours=None, tokens_theirs=grid * grid)
+                    finally:
+                        ours.zero_grad(set_to_none=True)
+                        theirs.zero_grad(set_to_none=True)
+                        if runtime.cuda:
+                            torch.cuda.empty_cache()
+                    rows.append(row)
+            del a, b
         del ours, theirs
+        if runtime.cuda:
+            torch.cuda.empty_cache()
     return rows

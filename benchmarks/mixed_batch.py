@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from unidit.backbones import BackboneConfig, FlagDiT, pack
 
 from backbone_step import Ours
-from harness import peak_rss_delta
+from harness import Runtime
 
 
 @dataclass
@@ -41,22 +41,25 @@ class MixSizes:
 QUICK = MixSizes(dim=64, depth=2, heads=2, per_size=1, text=8, grids=((4, 4), (4, 8), (8, 8)))
 
 
-def make_steps(s: MixSizes):
+def make_steps(s: MixSizes, runtime: Runtime | None = None):
+    runtime = runtime or Runtime()
+    dev = runtime.device
     cfg = BackboneConfig(arch="flag_dit", dim=s.dim, depth=s.depth, num_heads=s.heads, context_dim=s.dim)
-    model = Ours(FlagDiT(cfg), s.channels * s.patch**2).train()
+    model = Ours(FlagDiT(cfg), s.channels * s.patch**2).train().to(dev)
     g = torch.Generator().manual_seed(0)
-    latents = [torch.randn(s.channels, h * s.patch, w * s.patch, generator=g) for h, w in s.grids
+    latents = [torch.randn(s.channels, h * s.patch, w * s.patch, generator=g).to(dev) for h, w in s.grids
                for _ in range(s.per_size)]
     targets = [torch.randn_like(z) for z in latents]
     n = len(latents)
-    t = torch.rand(n, generator=g)
-    context = torch.randn(n, s.text, s.dim, generator=g)
-    context_mask = torch.ones(n, s.text, dtype=torch.bool)
+    t = torch.rand(n, generator=g).to(dev)
+    context = torch.randn(n, s.text, s.dim, generator=g).to(dev)
+    context_mask = torch.ones(n, s.text, dtype=torch.bool, device=dev)
     real_tokens = sum(h * w for h, w in s.grids) * s.per_size
 
     def loss_of(batch, target_batch, select, t_, ctx, cmask):
-        pred = model(batch, t_, ctx, cmask)
-        return F.mse_loss(pred[select], target_batch.tokens[select], reduction="sum")
+        with runtime.autocast():
+            pred = model(batch, t_, ctx, cmask)
+        return F.mse_loss(pred[select].float(), target_batch.tokens[select], reduction="sum")
 
     # packed: one pack of the mixed list
     packed, packed_t = pack(latents, s.patch), pack(targets, s.patch)
@@ -74,7 +77,8 @@ def make_steps(s: MixSizes):
 
     padded = pack(torch.stack([pad(z) for z in latents]), s.patch)
     padded_t = pack(torch.stack([pad(z) for z in targets]), s.patch)
-    region = pack(torch.stack([pad(torch.ones(1, *z.shape[1:])) for z in latents]), s.patch).tokens[..., 0] > 0
+    region = pack(torch.stack([pad(torch.ones(1, *z.shape[1:], device=dev)) for z in latents]),
+                  s.patch).tokens[..., 0] > 0
 
     def padded_step():
         (loss_of(padded, padded_t, region, t, context, context_mask) / real_tokens).backward()
@@ -100,17 +104,20 @@ def make_steps(s: MixSizes):
     return {"packed": packed_step, "padded": padded_step, "bucketed": bucketed_step}, real_tokens, slots
 
 
-def run(s: MixSizes, rounds: int, log=print) -> dict:
+def run(s: MixSizes, rounds: int, log=print, runtime: Runtime | None = None) -> dict:
+    runtime = runtime or Runtime()
     torch.manual_seed(0)
-    fns, real_tokens, slots = make_steps(s)
+    fns, real_tokens, slots = make_steps(s, runtime)
     log(f"  mixed batch: {len(s.grids) * s.per_size} samples, {real_tokens} real tokens ...")
     for fn in fns.values():  # warm-up
         fn()
-    mem = {k: peak_rss_delta(fn) for k, fn in fns.items()}
+    mem = {k: runtime.peak_memory(fn) for k, fn in fns.items()}
     times = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
+            runtime.sync()
             t0 = time.perf_counter()
             fn()
+            runtime.sync()
             times[k].append(time.perf_counter() - t0)
-    return dict(times=times, mem=mem, real_tokens=real_tokens, slots=slots, sizes=s)
+    return dict(times=times, mem=mem, real_tokens=real_tokens, slots=slots, sizes=s, runtime=runtime)

@@ -10,6 +10,7 @@ medians with min–max over the rounds; ratios pair by pair.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -45,92 +46,138 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
+SECTIONS = ("backbone", "mixed", "sampling", "vae")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds (smoke run)")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per pair (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--compile", action="store_true", help="add torch.compile rows for both sides")
+    parser.add_argument("--compile", action="store_true",
+                        help="add torch.compile rows (each transformer block compiled) for both sides, run last")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--large", action=argparse.BooleanOptionalAction, default=None,
+                        help="add the GPU-sized backbone case (width 1152, depth 28; default: on for CUDA)")
     parser.add_argument("--out", type=Path, default=None, help="default: BENCHMARKS.md (CPU), benchmarks/GPU.md (CUDA)")
     args = parser.parse_args(argv)
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     runtime = Runtime(args.device)
     out_path = args.out or (ROOT / "benchmarks" / "GPU.md" if runtime.cuda else ROOT / "BENCHMARKS.md")
     rounds = args.rounds or (2 if args.quick else 5)
+    large = (runtime.cuda and not args.quick) if args.large is None else args.large
     torch.set_num_threads(args.threads)
     if runtime.cuda:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
     import diffusers
 
     sizes = backbone_step.QUICK if args.quick else backbone_step.Sizes()
-    mix = mixed_batch.QUICK if args.quick else mixed_batch.MixSizes()
-    sample_sizes = sampling.QUICK if args.quick else sampling.SampleSizes()
-    vae_sizes = vae.QUICK if args.quick else vae.VAESizes()
     precisions = ("bf16",) if runtime.cuda else ("fp32", "bf16")
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     started = time.time()
     matmul_n = 256 if args.quick else (8192 if runtime.cuda else 1024)
     peak_matmul = {p: matmul_flops_per_s(matmul_n, runtime=runtime.with_precision(p)) for p in precisions}
-    log("backbone training step")
-    rows = backbone_step.run(sizes, rounds, log, runtime, precisions, (False, True) if args.compile else (False,))
-    mixed = None
-    if not runtime.cuda:
+    body: list[str] = []
+
+    def write(done: bool) -> None:
+        """Rewrite the whole file after every section, so a late failure keeps what was measured."""
+        cmd = "uv run --group bench python benchmarks/run.py" + (" --quick" if args.quick else "")
+        cmd += " --compile" if args.compile else ""
+        cmd += f" --sections {','.join(sections)}" if tuple(sections) != SECTIONS else ""
+        machine = (f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}" if runtime.cuda else
+                   f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch threads {args.threads}")
+        elapsed = time.time() - started
+        status = (f"Total run time {elapsed:.0f} s." if done else
+                  f"**Incomplete**: written after {elapsed:.0f} s, while the run was still going.")
+        head = [
+            "# Benchmarks against the peers" + (f" — GPU ({torch.cuda.get_device_name()})" if runtime.cuda else ""),
+            "",
+            f"Regenerate with `{cmd}`" + ("" if args.quick else " (`--quick` for a smoke run)") + ".",
+            "",
+            f"- Machine: {machine}; {platform.system()} {platform.release()}",
+            f"- Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}",
+            f"- Rounds: {rounds} timed rounds per case after a warm-up step, pairs interleaved A B A B in one "
+            f"process; median (min–max); the ratio is taken round by round. {status}",
+            "- Peak memory: " + ("`torch.cuda.max_memory_allocated` above the allocation before the step."
+                                 if runtime.cuda else "process RSS above its level before the step (after gc + "
+                                 "malloc_trim), sampled every 0.5 ms during one extra step."),
+            "",
+        ]
+        tail = []
+        if done and not runtime.cuda and not args.quick:
+            gpu = ROOT / "benchmarks" / "GPU.md"
+            if gpu.exists():
+                text = gpu.read_text().replace("\n## ", "\n### ").replace("# Benchmarks against the peers — ", "## ")
+                tail += [text.rstrip(), ""]
+            notes = ROOT / "benchmarks" / "NOTES.md"
+            if notes.exists():
+                tail += [notes.read_text().rstrip(), ""]
+        out_path.write_text("\n".join(head + body + tail))
+
+    if "backbone" in sections:
+        log("backbone training step")
+        rows = backbone_step.run(sizes, rounds, log, runtime, precisions)
+        if large:
+            log("backbone training step, GPU-sized")
+            rows += backbone_step.run(backbone_step.LARGE, max(3, rounds - 2), log, runtime, precisions[-1:],
+                                      label="GPU-sized: ")
+        body += backbone_table(rows)
+        body += flops_table(rows, peak_matmul, runtime)
+        write(done=False)
+    if "mixed" in sections:
         log("mixed-size batches")
-        mixed = mixed_batch.run(mix, rounds, log)
-    log("sampling")
-    sample_rows = sampling.run(sample_sizes, max(2, rounds - 2), log, runtime.with_precision(precisions[0]))
-    log("tokenizers")
-    vae_rows = vae.run(vae_sizes, rounds, log, runtime)
+        mix = mixed_batch.QUICK if args.quick else mixed_batch.MixSizes()
+        body += mixed_table(mixed_batch.run(mix, rounds, log, runtime.with_precision(precisions[-1] if runtime.cuda
+                                                                                   else "fp32")))
+        write(done=False)
+    if "sampling" in sections:
+        log("sampling")
+        sample_sizes = sampling.QUICK if args.quick else sampling.SampleSizes()
+        sample_rows = sampling.run(sample_sizes, max(2, rounds - 2), log, runtime.with_precision(precisions[0]))
+        body += sampling_table(sample_rows, sample_sizes, runtime.with_precision(precisions[0]))
+        write(done=False)
+    if "vae" in sections:
+        log("tokenizers")
+        vae_rows = vae.run(vae.QUICK if args.quick else vae.VAESizes(), rounds, log, runtime)
+        body += vae_table(vae_rows, runtime)
+        write(done=False)
+    if args.compile and "backbone" in sections:
+        # last: compiling is the slowest part, and everything above is already on disk if it fails;
+        # on a GPU only the 4096-token GPU-sized case is compiled (compile time, not step time, dominates)
+        log("backbone training step, torch.compile")
+        compiled_sizes = dataclasses.replace(backbone_step.LARGE, grids=(64,)) if large else sizes
+        compiled: list[dict] = []
+        before = list(body)
+        for arch in backbone_step.PEERS:
+            compiled += backbone_step.run(compiled_sizes, rounds, log, runtime, precisions[:1], compiled=(False, True),
+                                          label="GPU-sized: " if large else "", archs=(arch,))
+            body[:] = before + compile_table(compiled)
+            write(done=False)
     for p in precisions:
         peak_matmul[p] = max(peak_matmul[p], matmul_flops_per_s(matmul_n, runtime=runtime.with_precision(p)))
-    elapsed = time.time() - started
-
-    cmd = "uv run --group bench python benchmarks/run.py" + (" --quick" if args.quick else "")
-    cmd += " --compile" if args.compile else ""
-    machine = (f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}" if runtime.cuda else
-               f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch threads {args.threads}")
-    out = [
-        "# Benchmarks against the peers" + (f" — GPU ({torch.cuda.get_device_name()})" if runtime.cuda else ""),
-        "",
-        f"Regenerate with `{cmd}`" + ("" if args.quick else " (`--quick` for a smoke run)") + ".",
-        "",
-        f"- Machine: {machine}; {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}",
-        f"- Rounds: {rounds} timed rounds per case after a warm-up step, pairs interleaved A B A B in one "
-        f"process; median (min–max); the ratio is taken round by round. Total run time {elapsed:.0f} s.",
-        "- Peak memory: " + ("`torch.cuda.max_memory_allocated` above the allocation before the step." if runtime.cuda
-                             else "process RSS above its level before the step (after gc + malloc_trim), "
-                             "sampled every 0.5 ms during one extra step."),
-        "",
-    ]
-    out += backbone_table(rows, sizes)
-    out += flops_table(rows, peak_matmul, runtime)
-    if mixed is not None:
-        out += mixed_table(mixed)
-    out += sampling_table(sample_rows, sample_sizes, runtime.with_precision(precisions[0]))
-    out += vae_table(vae_rows, runtime)
-
-    gpu = ROOT / "benchmarks" / "GPU.md"
-    if not runtime.cuda and not args.quick and gpu.exists():
-        text = gpu.read_text().replace("\n## ", "\n### ").replace("# Benchmarks against the peers — ", "## ")
-        out += [text.rstrip(), ""]
-    notes = ROOT / "benchmarks" / "NOTES.md"
-    if notes.exists() and not args.quick and not runtime.cuda:
-        out += [notes.read_text().rstrip(), ""]
-    out_path.write_text("\n".join(out))
-    log(f"wrote {out_path} in {elapsed:.0f} s")
+    write(done=True)
+    log(f"wrote {out_path} in {time.time() - started:.0f} s")
     return 0
 
 
-def backbone_table(rows: list[dict], sizes) -> list[str]:
+def size_note(sz) -> str:
+    return (f"batch {sz.batch}, {sz.text} text tokens of which half are padding, patch size {sz.patch}, "
+            f"{sz.channels} latent channels; width {sz.dim}, depth {sz.depth}, {sz.heads} heads on both sides")
+
+
+def backbone_table(rows: list[dict]) -> list[str]:
+    sizes = list(dict.fromkeys(r["label"] + size_note(r["sizes"]) for r in rows))
     out = [
         "## Backbone training step (forward + backward)",
         "",
-        f"Batch {sizes.batch}, {sizes.text} text tokens of which half are padding, patch size {sizes.patch}, "
-        f"{sizes.channels} latent channels; width {sizes.dim}, depth {sizes.depth}, {sizes.heads} heads on both "
-        "sides. Ours = patch-embedding Linear → backbone → output Linear, laid out by `pack` (one [nextline] "
-        "token per row, so more tokens than the peer). bf16 = `torch.autocast` around the forward. Speed-up = "
-        "peer time ÷ our time, per round (> 1: ours is faster).",
+        "Cases: " + "; ".join(sizes) + ". Ours = patch-embedding Linear → backbone → output Linear, laid out by "
+        "`pack` (one [nextline] token per row, so more tokens than the peer). bf16 = `torch.autocast` around the "
+        "forward. Speed-up = peer time ÷ our time, per round (> 1: ours is faster).",
         "",
     ]
     header = ["ours", "peer", "precision", "mode", "latent tokens", "tokens ours", "tokens peer", "params ours",
@@ -140,11 +187,44 @@ def backbone_table(rows: list[dict], sizes) -> list[str]:
     for r in rows:
         res = r["result"]
         diff = 100 * (r["params_ours"] - r["params_theirs"]) / r["params_theirs"]
-        body.append([r["ours"], r["theirs"], r["precision"], "compiled" if r["compiled"] else "eager",
-                     str(r["latent_tokens"]), str(r["tokens_ours"]), str(r["tokens_theirs"]),
-                     str(r["params_ours"]), str(r["params_theirs"]), f"{diff:+.1f}",
-                     median_range(res.times_a), median_range(res.times_b), median_range(res.ratios, fmt="{:.2f}"),
-                     mib(res.mem_a), mib(res.mem_b)])
+        cells = [r["label"] + r["ours"], r["theirs"], r["precision"], "compiled" if r["compiled"] else "eager",
+                 str(r["latent_tokens"]), str(r["tokens_ours"]), str(r["tokens_theirs"]),
+                 str(r["params_ours"]), str(r["params_theirs"]), f"{diff:+.1f}"]
+        if res is None:
+            body.append(cells + ["out of memory"] * 5)
+            continue
+        body.append(cells + [median_range(res.times_a), median_range(res.times_b),
+                             median_range(res.ratios, fmt="{:.2f}"), mib(res.mem_a), mib(res.mem_b)])
+    return out + table(header, body)
+
+
+def compile_table(rows: list[dict]) -> list[str]:
+    """Eager and compiled rows side by side: each side's gain from compiling, and the compiled ratio."""
+    out = [
+        "## Backbone training step with `torch.compile`",
+        "",
+        "Regional compilation on both sides: `torch.compile(dynamic=False)` on each transformer block (our "
+        "`blocks`, Lumina-Next's `layers`, SD3's `transformer_blocks`), the glue eager; two warm-up steps "
+        f"excluded. {rows[0]['label']}{size_note(rows[0]['sizes'])}; {rows[0]['precision']}. Compile gain = eager "
+        "median ÷ compiled median for that side; speed-up = peer ÷ ours, both compiled.",
+        "",
+    ]
+    body = []
+    by_key = {(r["arch"], r["latent_tokens"], r["compiled"]): r for r in rows}
+    for (arch, tokens, compiled), r in by_key.items():
+        if compiled:
+            continue
+        c = by_key.get((arch, tokens, True))
+        if r["result"] is None or c is None or c["result"] is None:
+            body.append([r["ours"], r["theirs"], str(tokens)] + ["out of memory"] * 5)
+            continue
+        e, k = r["result"], c["result"]
+        gain_a = statistics.median(e.times_a) / statistics.median(k.times_a)
+        gain_b = statistics.median(e.times_b) / statistics.median(k.times_b)
+        body.append([r["ours"], r["theirs"], str(tokens), median_range(k.times_a), median_range(k.times_b),
+                     f"{gain_a:.2f}", f"{gain_b:.2f}", median_range(k.ratios, fmt="{:.2f}")])
+    header = ["ours", "peer", "latent tokens", "ours s/step (compiled)", "peer s/step (compiled)",
+              "compile gain ours", "compile gain peer", "speed-up (compiled)"]
     return out + table(header, body)
 
 
@@ -164,8 +244,10 @@ def flops_table(rows: list[dict], peak_matmul: dict[str, float], runtime: Runtim
     body = []
     for r in rows:
         res = r["result"]
-        for name, flops, times in ((r["ours"], r["flops_ours"], res.times_a),
-                                   (r["theirs"], r["flops_theirs"], res.times_b)):
+        if res is None:
+            continue
+        for name, flops, times in ((r["label"] + r["ours"], r["flops_ours"], res.times_a),
+                                   (r["label"] + r["theirs"], r["flops_theirs"], res.times_b)):
             rate = flops / statistics.median(times)
             row = [name, r["precision"], "compiled" if r["compiled"] else "eager", str(r["latent_tokens"]),
                    f"{flops / 1e9:.2f}", f"{rate / 1e9:.2f}", f"{rate / peak_matmul[r['precision']]:.2f}"]
@@ -180,7 +262,7 @@ def mixed_table(mixed: dict) -> list[str]:
     out = [
         "## Mixed-size batches",
         "",
-        f"Our FlagDiT training step (width {s.dim}, depth {s.depth}) on {s.per_size} latent(s) of each of the patch "
+        f"Our FlagDiT training step ({mixed['runtime'].describe()}; width {s.dim}, depth {s.depth}) on {s.per_size} latent(s) of each of the patch "
         f"grids {grids} (token counts differ 4×), {s.text} text tokens. *packed*: one `pack` of the mixed list "
         "(PAD slots masked from attention and loss); *padded*: every latent zero-padded to the largest grid, all "
         "slots attended, loss masked to the real region; *bucketed*: one `pack` per size, a backward per bucket. "

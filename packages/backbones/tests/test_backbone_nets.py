@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from unidit.backbones.attention import AttentionMask, masked_attention
+from unidit.backbones.attention import AttentionMask, drop_padding_columns, key_padding_mask, masked_attention
 from unidit.backbones.build import build_backbone, load_backbone
 from unidit.backbones.config import PRESETS, BackboneConfig, backbone_config
 from unidit.backbones.flag_dit import FlagDiT
@@ -287,6 +287,37 @@ def test_rope_origin_is_identity_and_scores_are_relative():
     scores = apply_rope(q, rope(pos)) @ apply_rope(k, rope(pos)).transpose(-1, -2)
     shifted = apply_rope(q, rope(pos + shift)) @ apply_rope(k, rope(pos + shift)).transpose(-1, -2)
     torch.testing.assert_close(shifted, scores, atol=1e-4, rtol=1e-4)
+
+
+def test_no_padding_means_no_mask_so_sdpa_can_use_fused_kernels():
+    assert key_padding_mask(torch.ones(2, 7, dtype=torch.bool)) is None
+    mask = key_padding_mask(torch.tensor([[True, True], [True, False]]))
+    assert mask is not None and mask.allowed.shape == (2, 1, 1, 2)
+
+
+def test_drop_padding_columns_keeps_used_positions_and_one_column_when_all_empty():
+    context = torch.arange(2 * 4, dtype=torch.float32).reshape(2, 4, 1)
+    mask = torch.tensor([[True, False, True, False], [True, False, False, False]])
+    kept, kept_mask = drop_padding_columns(context, mask)
+    assert torch.equal(kept[..., 0], torch.tensor([[0.0, 2.0], [4.0, 6.0]]))
+    assert torch.equal(kept_mask, torch.tensor([[True, True], [True, False]]))
+    empty, empty_mask = drop_padding_columns(context, torch.zeros(2, 4, dtype=torch.bool))
+    assert empty.shape == (2, 1, 1) and not empty_mask.any()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_padding_columns_unused_by_every_row_change_nothing(arch):
+    """Dynamic padding: extra all-padding text positions (as a longer max length would add) are exact no-ops."""
+    model = trained(arch)  # perturbed: the zero-init text gates are open
+    inputs = grid_inputs()
+    g = torch.Generator().manual_seed(5)
+    longer = dict(inputs)
+    longer["context"] = torch.cat([inputs["context"], torch.randn(2, 3, CONTEXT_DIM, generator=g)], dim=1)
+    longer["context_mask"] = torch.cat([inputs["context_mask"], torch.zeros(2, 3, dtype=torch.bool)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**longer), model(**inputs), atol=1e-5, rtol=1e-5)
+        empty = dict(inputs, context_mask=torch.zeros(2, 5, dtype=torch.bool))
+        assert torch.isfinite(model(**empty)).all()
 
 
 def test_attention_rows_without_keys_return_zeros():

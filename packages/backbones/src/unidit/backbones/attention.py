@@ -46,9 +46,31 @@ class AttentionMask(NamedTuple):
         return cls(allowed=mask | ~valid, valid=valid)
 
 
-def key_padding_mask(key_mask: Tensor) -> AttentionMask:
-    """``key_mask`` ``(B, Lk)`` (True = real key) -> mask for every query."""
+def key_padding_mask(key_mask: Tensor) -> AttentionMask | None:
+    """``key_mask`` ``(B, Lk)`` (True = real key) -> mask for every query, or None when no key is padding.
+
+    None lets SDPA pick its fused kernels (FlashAttention on CUDA), which take no mask; checking costs one
+    host sync per forward, not per block.
+    """
+    if bool(key_mask.all()):
+        return None
     return AttentionMask.from_bool(rearrange(key_mask, "b k -> b 1 1 k"))  # (B, 1, 1, Lk)
+
+
+def drop_padding_columns(context: Tensor, context_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Drop the context positions that are padding in every row (dynamic padding).
+
+    Text encoders pad every caption to one length; a position no row uses changes no latent output, so
+    removing it is exact and leaves a shorter key sequence, often with no mask left at all.
+    ``context`` ``(B, S, D)``, ``context_mask`` ``(B, S)`` bool -> ``(B, S', D)``, ``(B, S')``.
+    """
+    used = context_mask.any(dim=0)  # (S,)
+    n_used = int(used.sum())
+    if n_used == used.numel():
+        return context, context_mask
+    if n_used == 0:  # every row empty: keep one fully masked position so the masks stay well-formed
+        return context[:, :1], context_mask[:, :1]
+    return context[:, used], context_mask[:, used]  # (B, S', D), (B, S')
 
 
 def window_ids(positions: Tensor, window_size: int) -> Tensor:

@@ -28,6 +28,7 @@ from unidit.backbones.attention import (
     AttentionMask,
     CrossAttention,
     SelfAttention,
+    drop_padding_columns,
     key_padding_mask,
     same_window,
 )
@@ -134,7 +135,9 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         ctx, ctx_mask = None, None
         if context is not None:
             ctx = self.context_embed(context)  # (B, S, D)
-            ctx_mask = None if context_mask is None else key_padding_mask(context_mask.bool())  # (B, 1, 1, S)
+            if context_mask is not None:
+                ctx, context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
+                ctx_mask = key_padding_mask(context_mask)  # (B, 1, 1, S') | None
 
         def run_blocks(x: Tensor) -> Tensor:
             for index, block in enumerate(self.blocks):

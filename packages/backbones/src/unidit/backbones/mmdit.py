@@ -22,7 +22,13 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from unidit.backbones.adaln import AdaLN, FinalNorm, dit_initialize
-from unidit.backbones.attention import AttentionMask, JointAttention, key_padding_mask, same_window
+from unidit.backbones.attention import (
+    AttentionMask,
+    JointAttention,
+    drop_padding_columns,
+    key_padding_mask,
+    same_window,
+)
 from unidit.backbones.conditioning import ConditionEmbedder, per_sample
 from unidit.backbones.config import BackboneConfig
 from unidit.backbones.mlp import SwiGLU
@@ -132,6 +138,7 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
             ctx = self.context_embed(context)  # (B, S, D)
             if context_mask is None:
                 context_mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)  # (B, S)
+            ctx, context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
             joint_keys = torch.cat([key_mask, context_mask.bool()], dim=1)  # (B, L+S), latent first
         pad_mask = key_padding_mask(joint_keys)  # (B, 1, 1, L+S)
         window_mask = None
