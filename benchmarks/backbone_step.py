@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from unidit.backbones import BackboneConfig, FlagDiT, MMDiT, pack
+from unidit.backbones.mlp import swiglu_hidden_dim
 
 from harness import PairResult, Runtime, run_pair
 
@@ -31,6 +32,9 @@ class Sizes:
     batch: int = 4
     text: int = 64
     grids: tuple[int, ...] = (16, 32)  # patch grid edge: 256 and 1024 latent tokens
+    # Narrow our Flag-DiT's SwiGLU so its parameter count matches Lumina-Next's (the issue asks for counts
+    # within 5%); False keeps the same SwiGLU width as the peer (ours then has ~17% more parameters).
+    match_params: bool = True
 
 
 QUICK = Sizes(dim=64, depth=2, heads=2, batch=2, text=8, grids=(4,))
@@ -59,6 +63,21 @@ def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
+def matched_mlp_ratio(s: Sizes, ours_params: int, theirs_params: int, multiple_of: int = 64) -> float:
+    """The SwiGLU ``mlp_ratio`` whose hidden width (a multiple of 64) brings our count nearest the peer's.
+
+    Our Flag-DiT block regresses 6 adaLN chunks (shift, scale, gate per sub-layer) where Lumina-Next's
+    regresses 4, and its cross-attention has its own output projection; at equal widths that is ~17% more
+    parameters. Shrinking the feed-forward width is the one knob left once width, depth, heads and patch
+    size are fixed.
+    """
+    hidden = swiglu_hidden_dim(s.dim, 4.0, multiple_of)
+    per_unit = 3 * s.dim * s.depth  # SwiGLU parameters per hidden unit, all blocks
+    excess = ours_params - theirs_params
+    best = min(range(multiple_of, hidden + 1, multiple_of), key=lambda h: abs(excess - (hidden - h) * per_unit))
+    return 1.5 * best / s.dim
+
+
 def build(arch: str, s: Sizes):
     patch_dim = s.channels * s.patch**2
     cfg = BackboneConfig(arch=arch, dim=s.dim, depth=s.depth, num_heads=s.heads, context_dim=s.dim)
@@ -71,6 +90,11 @@ def build(arch: str, s: Sizes):
             hidden_size=s.dim, num_layers=s.depth, num_attention_heads=s.heads, num_kv_heads=s.heads,
             learn_sigma=False, qk_norm=True, cross_attention_dim=s.dim,
         )
+        if s.match_params:
+            ratio = matched_mlp_ratio(s, n_params(ours), n_params(theirs))
+            cfg = BackboneConfig(arch=arch, dim=s.dim, depth=s.depth, num_heads=s.heads, context_dim=s.dim,
+                                 mlp_ratio=ratio)
+            ours = Ours(FlagDiT(cfg), patch_dim)
     else:
         from diffusers import SD3Transformer2DModel
 
@@ -183,7 +207,8 @@ def run(s: Sizes, rounds: int, log=print, runtime: Runtime | None = None,
                     log(f"  {label}{our_name} vs {their_name}, {grid * grid} latent tokens, {precision}, {mode} ...")
                     row = dict(arch=arch, ours=our_name, theirs=their_name, latent_tokens=grid * grid,
                                precision=precision, compiled=use_compile, sizes=s, label=label,
-                               params_ours=n_params(ours), params_theirs=n_params(theirs), result=None)
+                               params_ours=n_params(ours), params_theirs=n_params(theirs), result=None,
+                               mlp_hidden_ours=ours.backbone.blocks[0].mlp.hidden_dim)
                     try:
                         fa, fb, tokens = steps(arch, a, b, s, grid, rt)
                         # compiled: one warm-up per graph (the 2nd also covers autotuned recompiles)

@@ -26,6 +26,8 @@ import backbone_step  # noqa: E402
 import mixed_batch  # noqa: E402
 import sampling  # noqa: E402
 import vae  # noqa: E402
+from unidit.backbones.mlp import swiglu_hidden_dim  # noqa: E402
+
 from harness import Runtime, gpu_bf16_peak, matmul_flops_per_s, median_range, mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,7 +179,7 @@ def backbone_table(rows: list[dict]) -> list[str]:
         "",
         "Cases: " + "; ".join(sizes) + ". Ours = patch-embedding Linear → backbone → output Linear, laid out by "
         "`pack` (one [nextline] token per row, so more tokens than the peer). bf16 = `torch.autocast` around the "
-        "forward. Speed-up = peer time ÷ our time, per round (> 1: ours is faster).",
+        "forward. Speed-up = peer time ÷ our time, per round (> 1: ours is faster)." + flag_mlp_note(rows),
         "",
     ]
     header = ["ours", "peer", "precision", "mode", "latent tokens", "tokens ours", "tokens peer", "params ours",
@@ -196,6 +198,22 @@ def backbone_table(rows: list[dict]) -> list[str]:
         body.append(cells + [median_range(res.times_a), median_range(res.times_b),
                              median_range(res.ratios, fmt="{:.2f}"), mib(res.mem_a), mib(res.mem_b)])
     return out + table(header, body)
+
+
+def flag_mlp_note(rows: list[dict]) -> str:
+    """How our Flag-DiT's SwiGLU width was set for each case (see ``Sizes.match_params``)."""
+    notes = []
+    for r in rows:
+        if r["arch"] != "flag_dit":
+            continue
+        sz = r["sizes"]
+        peer_hidden = swiglu_hidden_dim(sz.dim, 4.0)
+        how = ("narrowed from the peer's {peer} to {ours} so parameter counts match" if sz.match_params else
+               "{ours}, the same as the peer's")
+        note = f"{r['label']}Flag-DiT SwiGLU hidden width " + how.format(peer=peer_hidden, ours=r["mlp_hidden_ours"])
+        if note not in notes:
+            notes.append(note)
+    return (" " + "; ".join(notes) + " (Notes: Parameter counts).") if notes else ""
 
 
 def compile_table(rows: list[dict]) -> list[str]:

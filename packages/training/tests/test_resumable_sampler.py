@@ -52,6 +52,52 @@ def test_loader_resumes_mid_epoch_exactly(workers):
     assert len(_batches(resumed)) == len(expected)
 
 
+LENGTHS = [(i * 37) % 50 + 1 for i in range(50)]  # a fixed spread of lengths 1..50
+
+
+def _spread(batches: list[list[int]]) -> float:
+    """Mean (max - min) length within a batch."""
+    return sum(max(LENGTHS[i] for i in b) - min(LENGTHS[i] for i in b) for b in batches) / len(batches)
+
+
+def _bucketed_loader(seed: int = 0, pool: int = 3) -> ResumableDataLoader:
+    sampler = ResumableSampler(DATA, seed=seed, lengths=LENGTHS, batch_size=4, bucket_pool=pool)
+    return ResumableDataLoader(DATA, batch_size=4, drop_last=True, sampler=sampler)
+
+
+def test_length_buckets_group_similar_lengths_and_still_cover_the_epoch():
+    bucketed, plain = _bucketed_loader(), ResumableDataLoader(DATA, batch_size=4, drop_last=True,
+                                                              sampler=ResumableSampler(DATA, seed=0))
+    order = list(bucketed.sampler)
+    assert sorted(order) == list(range(50))  # a permutation: nothing lost or repeated
+    full = _batches(bucketed)
+    assert len(full) == 12 and all(len(b) == 4 for b in full)
+    assert _spread(full) < 0.5 * _spread(_batches(plain))  # padding to the batch max wastes far less
+    assert _batches(_bucketed_loader()) == full  # a function of (seed, epoch)
+    bucketed.sampler.set_epoch(1)
+    assert _batches(bucketed) != full
+    assert _batches(_bucketed_loader(seed=1)) != full
+
+
+def test_length_bucketed_loader_resumes_mid_epoch_exactly():
+    full = _bucketed_loader()
+    full.sampler.set_epoch(1)
+    expected = _batches(full)
+    interrupted = _bucketed_loader()
+    interrupted.sampler.set_epoch(1)
+    iterator = iter(interrupted)
+    consumed = [next(iterator)[0].tolist() for _ in range(7)]
+    resumed = _bucketed_loader()
+    resumed.load_state_dict(interrupted.state_dict())
+    resumed.sampler.set_epoch(1)
+    assert consumed + _batches(resumed) == expected
+
+
+def test_lengths_must_match_the_dataset():
+    with pytest.raises(ValueError, match="3 lengths for a dataset of 50"):
+        ResumableSampler(DATA, lengths=[1, 2, 3], batch_size=4)
+
+
 def test_skip_only_applies_to_its_epoch():
     loader = ResumableDataLoader(DATA, batch_size=5, sampler=ResumableSampler(DATA, seed=0))
     loader.load_state_dict({"epoch": 0, "batches": 10})  # epoch 0 was finished

@@ -146,3 +146,29 @@ def test_bad_rows_give_clear_errors(tmp_path):
     assert kept.captions == ["a tone"]
     with pytest.raises(FileNotFoundError, match="captions CSV not found"):
         load_clotho(tmp_path, "missing.csv")
+
+
+def test_training_batches_are_bucketed_by_length():
+    """Clips of 2-5 s share padded batches; bucketing keeps each batch's lengths close (less padding)."""
+    from types import SimpleNamespace
+
+    import torch
+    from unidit.tasks.t2a.datamodule import T2AData
+
+    lengths = [50 + (i * 29) % 76 for i in range(96)]  # 50..125 latent frames, like 2-5 s clips
+
+    def loader(bucket: bool):
+        data = T2AData(batch_size=8, bucket_by_length=bucket)
+        data.latents = {"train": [torch.zeros(4, n) for n in lengths]}
+        data.clips = {"train": SimpleNamespace(captions=[f"clip {i}" for i in range(96)])}
+        return data.train_dataloader()
+
+    def padding(batches) -> float:  # padded frames / real frames over the epoch
+        real = sum(z.shape[1] for b in batches for z in b["latents"])
+        padded = sum(len(b["latents"]) * max(z.shape[1] for z in b["latents"]) for b in batches)
+        return padded / real - 1
+
+    bucketed, plain = list(loader(True)), list(loader(False))
+    assert len(bucketed) == len(plain) == 12
+    assert sorted(c for b in bucketed for c in b["captions"]) == sorted(c for b in plain for c in b["captions"])
+    assert padding(bucketed) < 0.05 < 0.2 < padding(plain)

@@ -14,6 +14,8 @@ when initialised, else rank 0 of 1), each rank reading a disjoint slice.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import torch.distributed as dist
@@ -31,6 +33,11 @@ class ResumableSampler(DistributedSampler):
         drop_last: drop the tail that does not divide evenly over ranks
             (so no sample is repeated across ranks in an epoch).
         num_replicas / rank: default to ``torch.distributed`` (1 / 0 when not initialised).
+        lengths: per-sample sequence lengths; given with ``batch_size``, consecutive runs of
+            ``batch_size`` indices (the loader's batches) hold samples of similar length, so a
+            padded batch wastes little (see :func:`length_bucketed`).
+        batch_size: the loader's batch size (used only with ``lengths``).
+        bucket_pool: batches sorted together in one pool (with ``lengths``).
     """
 
     def __init__(
@@ -41,6 +48,9 @@ class ResumableSampler(DistributedSampler):
         drop_last: bool = True,
         num_replicas: int | None = None,
         rank: int | None = None,
+        lengths: Sequence[int] | None = None,
+        batch_size: int = 1,
+        bucket_pool: int = 32,
     ) -> None:
         distributed = dist.is_available() and dist.is_initialized()
         if num_replicas is None:
@@ -49,6 +59,13 @@ class ResumableSampler(DistributedSampler):
             rank = dist.get_rank() if distributed else 0
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                          drop_last=drop_last)
+        if lengths is not None and len(lengths) != len(dataset):
+            raise ValueError(f"{len(lengths)} lengths for a dataset of {len(dataset)} samples")
+        if batch_size < 1 or bucket_pool < 1:
+            raise ValueError(f"batch_size and bucket_pool must be >= 1, got {batch_size}, {bucket_pool}")
+        self.lengths = None if lengths is None else [int(n) for n in lengths]
+        self.batch_size = batch_size
+        self.bucket_pool = bucket_pool
         self._skip_epoch: int | None = None
         self._skip_samples = 0
 
@@ -60,10 +77,33 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
+        if self.lengths is not None and self.shuffle:
+            rng = random.Random(f"buckets:{self.seed}:{self.epoch}:{self.rank}")
+            indices = length_bucketed(indices, self.lengths, self.batch_size, self.bucket_pool, rng)
         if self._skip_epoch == self.epoch:
             indices = indices[self._skip_samples :]
         self._skip_epoch, self._skip_samples = None, 0  # a skip applies once
         return iter(indices)
+
+
+def length_bucketed(indices: list[int], lengths: Sequence[int], batch_size: int, pool: int,
+                    rng: random.Random) -> list[int]:
+    """Reorder ``indices`` so that each run of ``batch_size`` holds samples of similar length.
+
+    The shuffled stream is cut into pools of ``pool`` batches; each pool is sorted by length and cut
+    into batches; the full batches are shuffled and a short remainder goes last (so the loader's
+    consecutive batches stay aligned). The usual length bucketing of speech and text trainers
+    (fairseq's and ESPnet's batch samplers); for variable-length data it cuts padded compute.
+    """
+    batches, remainder = [], []
+    span = batch_size * pool
+    for start in range(0, len(indices), span):
+        chunk = sorted(indices[start : start + span], key=lambda i: lengths[i])
+        for j in range(0, len(chunk), batch_size):
+            batch = chunk[j : j + batch_size]
+            (batches if len(batch) == batch_size else remainder).append(batch)
+    rng.shuffle(batches)
+    return [i for batch in batches + remainder for i in batch]
 
 
 class ResumableDataLoader(DataLoader):

@@ -70,6 +70,8 @@ class T2AData(pl.LightningDataModule):
         num_val: embedded validation clips.
         test_per_kind: embedded test clips per event kind.
         batch_size: clips per batch.
+        bucket_by_length: training batches hold clips of similar length (shuffled pools of 32 batches
+            sorted by length), so less of each padded batch is padding.
         encode_batch_size: clips per VAE encoder call.
         num_workers: DataLoader workers.
         cache_dir: cache of embedded clips and latents (default ``$UNIDIT_CACHE`` or ``~/.cache/unidit``).
@@ -88,10 +90,11 @@ class T2AData(pl.LightningDataModule):
         max_seconds: float = 10.0,
         all_captions: bool = True,
         seed: int = 0,
-        num_train: int = 1200,
+        num_train: int = 3000,
         num_val: int = 100,
         test_per_kind: int = 24,
         batch_size: int = 16,
+        bucket_by_length: bool = True,
         encode_batch_size: int = 16,
         num_workers: int = 0,
         cache_dir: str | None = None,
@@ -190,7 +193,11 @@ class T2AData(pl.LightningDataModule):
         return ResumableDataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            sampler=ResumableSampler(dataset, seed=self.hparams.seed, shuffle=True, drop_last=True),
+            sampler=ResumableSampler(
+                dataset, seed=self.hparams.seed, shuffle=True, drop_last=True,
+                lengths=[z.shape[-1] for z in dataset.latents] if self.hparams.bucket_by_length else None,
+                batch_size=self.hparams.batch_size,
+            ),
             drop_last=True,
             num_workers=self.hparams.num_workers,
             collate_fn=collate_latent_clips,

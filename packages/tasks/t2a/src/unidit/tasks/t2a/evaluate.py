@@ -54,9 +54,9 @@ class T2AReport:
         seed: noise seed.
     """
 
-    per_kind: int = 12
-    steps: int = 25
-    sampler: str = "euler"
+    per_kind: int = 24
+    steps: int = 20
+    sampler: str = "heun"
     cfg_scale: float = 5.0
     cfg_rescale: float = 0.5
     shift: float | None = None
