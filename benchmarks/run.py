@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if "mixed" in sections:
         log("mixed-size batches")
         mix = mixed_batch.QUICK if args.quick else mixed_batch.MixSizes()
-        body += mixed_table(mixed_batch.run(mix, rounds, log, runtime.with_precision(precisions[-1] if runtime.cuda
-                                                                                   else "fp32")))
+        body += mixed_table(mixed_batch.run(mix, rounds, log, runtime.with_precision(precisions[0])))
         write(done=False)
     if "sampling" in sections:
         log("sampling")
