@@ -138,7 +138,8 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
             ctx = self.context_embed(context)  # (B, S, D)
             if context_mask is None:
                 context_mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)  # (B, S)
-            ctx, context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
+            else:
+                ctx, context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
             joint_keys = torch.cat([key_mask, context_mask.bool()], dim=1)  # (B, L+S), latent first
         pad_mask = key_padding_mask(joint_keys)  # (B, 1, 1, L+S)
         window_mask = None
