@@ -9,6 +9,7 @@ from unidit.backbones.build import build_backbone, load_backbone
 from unidit.backbones.config import PRESETS, BackboneConfig, backbone_config
 from unidit.backbones.flag_dit import FlagDiT
 from unidit.backbones.mmdit import MMDiT
+from unidit.backbones.norms import RMSNorm, rms_norm
 from unidit.backbones.rope import AxialRoPE, apply_rope
 from unidit.backbones.slots import DATA, NEXTLINE, PAD
 
@@ -287,6 +288,29 @@ def test_rope_origin_is_identity_and_scores_are_relative():
     scores = apply_rope(q, rope(pos)) @ apply_rope(k, rope(pos)).transpose(-1, -2)
     shifted = apply_rope(q, rope(pos + shift)) @ apply_rope(k, rope(pos + shift)).transpose(-1, -2)
     torch.testing.assert_close(shifted, scores, atol=1e-4, rtol=1e-4)
+
+
+def test_rope_rotates_each_channel_pair_by_its_angle():
+    rope = AxialRoPE(12, theta=100.0, axes=(4, 4, 4))
+    pos = torch.randint(0, 9, (2, 7, 3))
+    x = torch.randn(2, 3, 7, 12, dtype=torch.float64)
+    angles = pos.double()[..., rope.axis_of] * rope.freqs.double()  # (B, L, Dh/2)
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]  # (B, 1, L, Dh/2)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    expected = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    torch.testing.assert_close(apply_rope(x, rope(pos)), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_cpu_rms_norm_matches_torch_in_value_and_gradient(affine):
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(16, dtype=torch.float64, requires_grad=True) if affine else None
+    expected = torch.nn.functional.rms_norm(x, (16,), weight, 1e-6)
+    torch.testing.assert_close(rms_norm(x, weight, 1e-6), expected)
+    inputs = (x, weight) if affine else (x,)
+    assert torch.autograd.gradcheck(lambda *a: rms_norm(a[0], a[1] if affine else None, 1e-6), inputs)
+    norm = RMSNorm(16).to(torch.bfloat16)
+    assert norm(torch.randn(2, 16, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_no_padding_means_no_mask_so_sdpa_can_use_fused_kernels():

@@ -121,7 +121,7 @@ class SelfAttention(nn.Module):
         self.k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
         self.out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: AttentionMask | None) -> Tensor:
+    def forward(self, x: Tensor, rope: Tensor, mask: AttentionMask | None) -> Tensor:
         qkv = self.qkv(x)  # (B, L, 3D)
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)  # (B, H, L, Dh)
         q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
@@ -200,7 +200,7 @@ class JointAttention(nn.Module):
         self.context_out = None if context_pre_only else nn.Linear(dim, dim, bias=False)
 
     def forward(
-        self, x: Tensor, context: Tensor | None, rope: tuple[Tensor, Tensor], mask: AttentionMask | None
+        self, x: Tensor, context: Tensor | None, rope: Tensor, mask: AttentionMask | None
     ) -> tuple[Tensor, Tensor | None]:
         """``x`` ``(B, L, D)``, ``context`` ``(B, S, D)`` or None -> outputs of both streams."""
         length = x.shape[1]

@@ -62,7 +62,7 @@ class MMDiTBlock(nn.Module):
         context: Tensor | None,
         c_act: Tensor,
         c_context_act: Tensor,
-        rope: tuple[Tensor, Tensor],
+        rope: Tensor,
         mask: AttentionMask | None,
     ) -> tuple[Tensor, Tensor | None]:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act)  # (B, L|1, D) each
@@ -131,7 +131,7 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
         c = self.condition(t, context, context_mask, modality)  # (B, L|1, D)
         c_act = F.silu(c)  # (B, L|1, D)
         c_context_act = F.silu(per_sample(c, key_mask))  # (B, 1, D)
-        rope = self.rope(positions)  # 2 x (B, 1, L, Dh/2)
+        rope = self.rope(positions)  # (B, 1, L, Dh/2) complex rotations
         ctx = None
         joint_keys = key_mask  # (B, L)
         if context is not None:

