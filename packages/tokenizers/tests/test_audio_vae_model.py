@@ -73,6 +73,18 @@ def test_snake_is_identity_plus_a_periodic_bump():
     torch.testing.assert_close(y, x + torch.sin(x) ** 2)  # alpha = 1 at init
 
 
+def test_snake_inference_path_is_bit_identical_to_the_training_path():
+    snake = Snake(4, alpha=0.7)
+    with torch.no_grad():
+        snake.log_alpha.add_(torch.randn_like(snake.log_alpha) * 0.3)
+    x = torch.randn(2, 4, 300)
+    with torch.no_grad():
+        inference = snake(x)  # in-place path, no autograd
+    training = snake(x.clone().requires_grad_())
+    assert training.grad_fn is not None
+    assert torch.equal(inference, training.detach())
+
+
 def test_latent_normalisation_inverts(vae):
     raw = torch.randn(3, 16, 20) * 2.5 + 0.7
     vae.fit_latent_stats(raw)

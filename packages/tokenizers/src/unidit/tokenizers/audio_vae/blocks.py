@@ -71,7 +71,20 @@ class Snake(nn.Module):
         self.log_alpha = nn.Parameter(torch.full((1, channels, 1), math.log(alpha)))  # (1, C, 1)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, T) -> (B, C, T)
-        return _SnakeFunction.apply(x, self.log_alpha.to(x.dtype))
+        log_alpha = self.log_alpha.to(x.dtype)
+        if torch.is_grad_enabled() and (x.requires_grad or log_alpha.requires_grad):
+            return _SnakeFunction.apply(x, log_alpha)
+        return snake_inplace(x, log_alpha)
+
+
+def snake_inplace(x: Tensor, log_alpha: Tensor) -> Tensor:
+    """Snake without autograd: one output buffer updated in place (encode / decode at inference).
+
+    The same operations as :class:`_SnakeFunction`'s forward in the same order, so the result is
+    bit-identical; four of its five full-size temporaries are gone.
+    """
+    alpha = log_alpha.exp()  # (1, C, 1)
+    return torch.mul(alpha, x).sin_().square_().div_(alpha).add_(x)  # (B, C, T)
 
 
 class ResidualUnit(nn.Module):
