@@ -10,7 +10,7 @@ from unidit.backbones.config import PRESETS, BackboneConfig, backbone_config
 from unidit.backbones.flag_dit import FlagDiT
 from unidit.backbones.mmdit import MMDiT
 from unidit.backbones.norms import RMSNorm, rms_norm
-from unidit.backbones.rope import AxialRoPE, apply_rope
+from unidit.backbones.rope import AxialRoPE, apply_rope, rotate_pairs_complex, rotate_pairs_real
 from unidit.backbones.slots import DATA, NEXTLINE, PAD
 
 ARCHS = ["flag_dit", "mmdit"]
@@ -299,6 +299,8 @@ def test_rope_rotates_each_channel_pair_by_its_angle():
     x1, x2 = x[..., 0::2], x[..., 1::2]
     expected = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
     torch.testing.assert_close(apply_rope(x, rope(pos)), expected, atol=1e-5, rtol=1e-5)
+    for rotate in (rotate_pairs_complex, rotate_pairs_real):  # eager and torch.compile paths
+        torch.testing.assert_close(rotate(x, rope(pos)), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("affine", [False, True])

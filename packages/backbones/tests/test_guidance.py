@@ -43,3 +43,19 @@ def test_guided_model_evaluates_the_doubled_batch_once():
     assert calls == [4] and out.shape == x.shape
     v_cond, v_uncond = 2 * x + t[..., None], x + t[..., None]
     assert torch.allclose(out, cfg_combine(v_cond, v_uncond, 3.0, 0.5))
+
+
+def test_rescale_statistics_ignore_tokens_outside_the_mask():
+    gen = torch.Generator().manual_seed(2)
+    c, u = torch.randn(2, 6, 3, generator=gen), torch.randn(2, 6, 3, generator=gen)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])  # sample 1: two padding slots
+    out = cfg_combine(c, u, 5.0, rescale_phi=0.5, mask=mask)
+    garbage_c, garbage_u = c.clone(), u.clone()
+    garbage_c[1, 4:], garbage_u[1, 4:] = 100.0, -100.0  # whatever the network says at padding
+    changed = cfg_combine(garbage_c, garbage_u, 5.0, rescale_phi=0.5, mask=mask)
+    assert torch.allclose(changed[mask], out[mask], atol=1e-6)
+    # the masked statistics are those of the real tokens alone
+    alone = cfg_combine(c[1:, :4], u[1:, :4], 5.0, rescale_phi=0.5)
+    assert torch.allclose(out[1, :4], alone[0], atol=1e-6)
+    # an all-True mask is the unmasked rescale
+    assert torch.allclose(cfg_combine(c, u, 5.0, 0.5, torch.ones(2, 6, dtype=torch.bool)), cfg_combine(c, u, 5.0, 0.5))

@@ -126,7 +126,7 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         key_mask = key_mask.bool()
         x = self.placeholders(x, slot_kind, key_mask)  # (B, L, D)
         c_act = F.silu(self.condition(t, context, context_mask, modality))  # (B, L|1, D)
-        rope = self.rope(positions)  # (B, 1, L, Dh/2) complex rotations
+        rope = self.rope(positions)  # (B, 1, L, Dh/2, 2) cos, sin
         pad_mask = key_padding_mask(key_mask)  # (B, 1, 1, L)
         window_mask = None
         if config.window_blocks:

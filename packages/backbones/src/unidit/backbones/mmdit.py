@@ -131,7 +131,7 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
         c = self.condition(t, context, context_mask, modality)  # (B, L|1, D)
         c_act = F.silu(c)  # (B, L|1, D)
         c_context_act = F.silu(per_sample(c, key_mask))  # (B, 1, D)
-        rope = self.rope(positions)  # (B, 1, L, Dh/2) complex rotations
+        rope = self.rope(positions)  # (B, 1, L, Dh/2, 2) cos, sin
         ctx = None
         joint_keys = key_mask  # (B, L)
         if context is not None:

@@ -75,6 +75,10 @@ class Conditioning:
         t = t.expand(self.mask.shape)  # (B, L)
         return torch.where(self.mask, t.clamp(max=1.0 - self.strength), t)  # (B, L)
 
+    def generated(self) -> Tensor:
+        """``(B, L)`` bool: the tokens being generated (not held)."""
+        return ~self.mask
+
     def hold(self, x: Tensor, noise: Tensor, t_token: Tensor) -> Tensor:
         """Reset the conditioning tokens of ``x`` to their noised value at their own time.
 

@@ -57,26 +57,42 @@ class AxialRoPE(nn.Module):
         self.register_buffer("axis_of", torch.cat(axis_of), persistent=False)  # (Dh/2,)
 
     def forward(self, positions: Tensor) -> Tensor:
-        """Integer positions ``(B, L, 3)`` -> unit complex rotations ``(B, 1, L, Dh/2)`` (complex64).
+        """Integer positions ``(B, L, 3)`` -> rotations ``(B, 1, L, Dh/2, 2)``: (cos, sin) per channel pair.
 
         The extra axis broadcasts over heads; compute once per forward and
         share across blocks.
         """
         coords = positions.float()[..., self.axis_of]  # (B, L, Dh/2)
         angles = rearrange(coords * self.freqs, "b l d -> b 1 l d")  # (B, 1, L, Dh/2)
-        return torch.polar(torch.ones_like(angles), angles)  # cos + i·sin, (B, 1, L, Dh/2)
+        return torch.stack((angles.cos(), angles.sin()), dim=-1)  # (B, 1, L, Dh/2, 2)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, theta={self.theta}, axes={self.axes}"
 
 
 def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
-    """Rotate adjacent channel pairs of ``x`` ``(B, H, L, Dh)`` by ``rotations`` ``(B, 1, L, Dh/2)``.
+    """Rotate adjacent channel pairs of ``x`` ``(B, H, L, Dh)`` by ``rotations`` ``(B, 1, L, Dh/2, 2)``.
 
-    Each pair ``(x[2i], x[2i+1])`` is read as one complex number and multiplied
-    by ``exp(i·angle)``: one complex multiply forward and one backward, where a
-    real-valued cos/sin form needs an unbind and a stack each way (3.6x slower
-    on CPU at 1056 tokens). Computed in float32, returned in ``x``'s dtype.
+    Computed in float32, returned in ``x``'s dtype. Eager mode reads each pair as one complex number
+    and multiplies by ``cos + i·sin``: one kernel forward and one backward, where the real-valued form
+    needs an unbind and a stack each way (3.6x slower on CPU at 1056 tokens). Under ``torch.compile``
+    the real-valued form is used instead: Inductor generates no code for complex operators, while it
+    fuses the real form into one kernel.
     """
-    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, H, L, Dh/2) complex
-    return torch.view_as_real(pairs * rotations).flatten(-2).to(x.dtype)  # (B, H, L, Dh)
+    if torch.compiler.is_compiling():
+        return rotate_pairs_real(x, rotations)
+    return rotate_pairs_complex(x, rotations)
+
+
+def rotate_pairs_complex(x: Tensor, rotations: Tensor) -> Tensor:
+    """:func:`apply_rope` as a complex multiply (eager)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (B, H, L, Dh/2) complex
+    return torch.view_as_real(pairs * torch.view_as_complex(rotations)).flatten(-2).to(x.dtype)  # (B, H, L, Dh)
+
+
+def rotate_pairs_real(x: Tensor, rotations: Tensor) -> Tensor:
+    """:func:`apply_rope` with real arithmetic (for ``torch.compile``)."""
+    cos, sin = rotations.unbind(-1)  # (B, 1, L, Dh/2) each
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, H, L, Dh/2) each
+    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, L, Dh/2, 2)
+    return rotated.flatten(-2).to(x.dtype)  # (B, H, L, Dh)

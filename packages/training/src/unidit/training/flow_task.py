@@ -248,7 +248,8 @@ class FlowMatchingTask(pl.LightningModule):
             def doubled(x_t: Tensor, t: Tensor) -> Tensor:
                 return network(x_t, t, context, context_mask)
 
-            velocity = GuidedModel(doubled, scale=cfg_scale, rescale_phi=cfg_rescale)
+            generated = None if cond is None else cond.generated()  # rescale statistics over these tokens only
+            velocity = GuidedModel(doubled, scale=cfg_scale, rescale_phi=cfg_rescale, mask=generated)
         else:
 
             def velocity(x_t: Tensor, t: Tensor) -> Tensor:

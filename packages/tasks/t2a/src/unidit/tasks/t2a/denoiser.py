@@ -132,6 +132,11 @@ class PaddedConditioning(Conditioning):
             return token_t
         return torch.where(self.padding, torch.full_like(token_t, PAD_TIME), token_t)  # (B, L)
 
+    def generated(self) -> Tensor:
+        """Generated tokens: neither held nor padding ``(B, L)``."""
+        free = super().generated()
+        return free if self.padding is None else free & ~self.padding
+
 
 def conditioning_for(packed: PackedBatch, held: Tensor | None = None, x: Tensor | None = None) -> Conditioning | None:
     """The conditioning a packed batch needs: PAD slots, and ``held`` tokens (B, L) kept at ``x``.
