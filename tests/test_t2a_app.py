@@ -58,6 +58,8 @@ def test_fit_writes_model_wavs_spectrograms_and_metrics(fitted_run: Path):
     for key in ("accuracy_generated", "accuracy_real", "accuracy_ratio", "accuracy_vae_reconstruction"):
         assert 0.0 <= metrics[key] <= 1.0 or key == "accuracy_ratio", key
     assert metrics["frechet_distance"] >= 0.0 and metrics["num_clips"] == 9
+    by_kind = metrics["accuracy_vae_reconstruction_by_kind"]  # one value per kind, as for the generated clips
+    assert set(by_kind) == set(metrics["accuracy_generated_by_kind"]) and all(0 <= v <= 1 for v in by_kind.values())
     wavs = sorted((fitted_run / "report").glob("*.wav"))
     assert len(wavs) == 3 and all(w.with_suffix(".png").is_file() for w in wavs)
     audio, rate = soundfile.read(wavs[0])

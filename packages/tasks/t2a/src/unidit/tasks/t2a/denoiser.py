@@ -39,7 +39,7 @@ class LatentDenoiserConfig:
         preset: backbone size preset (tiny, small, base, large).
         backbone: overrides of the preset's ``BackboneConfig`` fields, e.g. ``{"arch": "mmdit"}``.
         latent_channels: channels C of the audio VAE's latents.
-        patch_size: latent frames per token (1 or 2 at 50 frames/s).
+        patch_size: latent frames per token (`unidit fit t2a` uses 4 at 50 frames/s: 80 ms).
     """
 
     preset: str = "small"

@@ -141,8 +141,8 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
         "frechet_real_halves": (
             frechet_distance(real_embeddings[::2], real_embeddings[1::2]) if len(real) >= 4 else None
         ),
-        "accuracy_generated_by_kind": {kind: float(correct[first_kind == kind].mean())
-                                       for kind in KINDS if (first_kind == kind).any()},
+        "accuracy_generated_by_kind": _by_kind(correct, first_kind),
+        "accuracy_vae_reconstruction_by_kind": _by_kind(vae_correct, first_kind),
         "num_clips": len(real),
         "report": asdict(report),
     }
@@ -151,6 +151,11 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
         metrics["sweep"] = [main if (w, phi) == (report.cfg_scale, report.cfg_rescale)
                             else measure(w, phi, f"sweep w={w:g} phi={phi:g}")[0] for w, phi in grid]
     return T2AResult(metrics, generated, list(real.captions), real.sample_rate)
+
+
+def _by_kind(correct: np.ndarray, first_kind: np.ndarray) -> dict[str, float]:
+    """Mean of ``correct`` over the clips of each kind (by the caption's first event)."""
+    return {kind: float(correct[first_kind == kind].mean()) for kind in KINDS if (first_kind == kind).any()}
 
 
 def reconstruct(vae, waveforms: list[np.ndarray]) -> list[np.ndarray]:
@@ -189,8 +194,9 @@ def format_table(metrics: dict) -> str:
         f"Frechet distance {metrics['frechet_distance']:.3f}   "
         f"(real vs real, two halves: {_number(metrics['frechet_real_halves'])})",
         "",
-        "kind".ljust(16) + "accuracy".rjust(10),
-        *[kind.ljust(16) + f"{value:10.3f}" for kind, value in metrics["accuracy_generated_by_kind"].items()],
+        "kind".ljust(16) + "generated".rjust(10) + "VAE recon.".rjust(12),
+        *[kind.ljust(16) + f"{value:10.3f}" + f"{metrics['accuracy_vae_reconstruction_by_kind'][kind]:12.3f}"
+          for kind, value in metrics["accuracy_generated_by_kind"].items()],
     ]
     if "sweep" in metrics:
         lines += ["", "cfg w   phi   accuracy   ratio   Frechet"]
