@@ -21,7 +21,7 @@ from unidit.tokenizers.video_vae import VideoVAE, video_vae_config
 
 TINY = [
     "--model.preset", "tiny",
-    "--model.backbone", "{}",
+    "--model.backbone", '{"arch": "mmdit"}',  # the default architecture, at the tiny preset's size
     "--model.latent_channels", "4",
     "--trainer.max_steps", "6",
     "--trainer.val_check_interval", "3",
