@@ -25,7 +25,7 @@ from unidit.tasks.t2v.scenes import (
 )
 from unidit.training.model_cache import cache_root
 
-EMBEDDED_VERSION = "t2v-embedded-v2"  # bump whenever generated clips change
+EMBEDDED_VERSION = "t2v-embedded-v3"  # bump whenever generated clips change
 SPLITS = ("train", "val", "test")
 SPLIT_SIZES = {"train": 1800, "val": 100, "test": 320}
 
