@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 from unidit.backbones import BackboneConfig, FlagDiT, MMDiT, pack
 from unidit.backbones.mlp import swiglu_hidden_dim
 
@@ -55,7 +55,8 @@ class Ours(nn.Module):
 
     def forward(self, batch, t, context, context_mask):
         x = self.embed(batch.tokens)
-        h = self.backbone(x, t, batch.positions, batch.slot_kind, batch.key_mask, context, context_mask)
+        h = self.backbone(x, t, batch.positions, batch.slot_kind, batch.key_mask, context, context_mask,
+                          segment_lengths=batch.segment_lengths)
         return self.out(h)
 
 
@@ -174,8 +175,27 @@ def compile_blocks(model: nn.Module) -> nn.Module:
     return model
 
 
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+# PyTorch 2.11's FLOP registry has the CUDA attention kernels but not the CPU flash kernel that SDPA runs on
+# the CPU, so without these entries a CPU step's attention counts zero FLOPs. Same formulas as the CUDA ones:
+# 4·B·H·Lq·Lk·Dh forward (QKᵀ and PV), 2.5 times that backward (the four gradient products plus the
+# recomputed QKᵀ that a flash kernel's backward pays for).
+CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flops,
+}
+
+
 def count_flops(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
+    """Matmul, convolution and attention FLOPs of ``fn()`` (forward and backward), on CPU or CUDA."""
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as counter:
         fn()
     return counter.get_total_flops()
 

@@ -8,7 +8,9 @@ through our FlagDiT training step (forward + backward):
 * padded: every latent zero-padded on its grid to the largest size and packed
   as a uniform batch (all slots attended, loss masked to the real region);
 * bucketed: one ``pack`` per size, three steps accumulated into one backward
-  per bucket (no padding at all).
+  per bucket (no padding at all);
+* varlen: one ``pack_varlen`` row holding every sample end to end (no padding),
+  one forward and one backward; attention stays inside each sample.
 
 Tokens/s counts real latent tokens only.
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from unidit.backbones import BackboneConfig, FlagDiT, pack
+from unidit.backbones import BackboneConfig, FlagDiT, pack, pack_varlen
 
 from backbone_step import Ours
 from harness import Runtime
@@ -96,12 +98,21 @@ def make_steps(s: MixSizes, runtime: Runtime | None = None):
             (loss_of(b, bt, b.data_mask, tt, c, cm) / real_tokens).backward()
         model.zero_grad(set_to_none=True)
 
+    # varlen: every sample end to end in one row
+    row, row_t = pack_varlen(latents, s.patch), pack_varlen(targets, s.patch)
+
+    def varlen_step():
+        (loss_of(row, row_t, row.data_mask, t, context, context_mask) / real_tokens).backward()
+        model.zero_grad(set_to_none=True)
+
     slots = {
         "packed": packed.tokens.shape[0] * packed.tokens.shape[1],
         "padded": padded.tokens.shape[0] * padded.tokens.shape[1],
         "bucketed": sum(b.tokens.shape[0] * b.tokens.shape[1] for b, *_ in buckets),
+        "varlen": row.tokens.shape[1],
     }
-    return {"packed": packed_step, "padded": padded_step, "bucketed": bucketed_step}, real_tokens, slots
+    steps = {"packed": packed_step, "padded": padded_step, "bucketed": bucketed_step, "varlen": varlen_step}
+    return steps, real_tokens, slots
 
 
 def run(s: MixSizes, rounds: int, log=print, runtime: Runtime | None = None) -> dict:

@@ -282,15 +282,21 @@ def mixed_table(mixed: dict) -> list[str]:
         f"Our FlagDiT training step ({mixed['runtime'].describe()}; width {s.dim}, depth {s.depth}) on {s.per_size} latent(s) of each of the patch "
         f"grids {grids} (token counts differ 4×), {s.text} text tokens. *packed*: one `pack` of the mixed list "
         "(PAD slots masked from attention and loss); *padded*: every latent zero-padded to the largest grid, all "
-        "slots attended, loss masked to the real region; *bucketed*: one `pack` per size, a backward per bucket. "
-        "Tokens/s counts real latent tokens only.",
+        "slots attended, loss masked to the real region; *bucketed*: one `pack` per size, a backward per bucket; "
+        "*varlen*: one `pack_varlen` row with every sample end to end (no padding), one forward and one backward, "
+        "attention kept inside each sample (`unidit.backbones.varlen`). Tokens/s counts real latent tokens only; "
+        "*vs padded* = padded time ÷ this layout's time, round by round.",
         "",
     ]
+    padded = mixed["times"]["padded"]
     body = []
     for k, times in mixed["times"].items():
+        ratios = [p / x for p, x in zip(padded, times, strict=True)]
         body.append([k, str(mixed["slots"][k]), str(mixed["real_tokens"]), median_range(times),
-                     f"{mixed['real_tokens'] / statistics.median(times):.0f}", mib(mixed["mem"][k])])
-    return out + table(["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "peak MiB"], body)
+                     f"{mixed['real_tokens'] / statistics.median(times):.0f}", median_range(ratios, fmt="{:.2f}"),
+                     mib(mixed["mem"][k])])
+    header = ["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "vs padded", "peak MiB"]
+    return out + table(header, body)
 
 
 def sampling_table(rows: list[dict], s, runtime: Runtime) -> list[str]:

@@ -18,7 +18,8 @@ EXPECTED = {
     ),
     "Achieved FLOP/s": (["model", "precision", "mode", "latent tokens", "GFLOP/step", "GFLOP/s",
                          "fraction of matmul"], 8, 3),
-    "Mixed-size batches": (["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "peak MiB"], 3, 1),
+    "Mixed-size batches": (["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "vs padded",
+                            "peak MiB"], 4, 1),
     "Sampling": (["ours", "cache interval", "network calls computed", "peer", "ours s/sample", "peer s/sample",
                   "speed-up", "peak MiB ours", "peak MiB peer"], 2, 4),
     "Tokenizers (VAE encode / decode)": (

@@ -12,7 +12,7 @@ from unidit.backbones.build import build_backbone, load_backbone
 from unidit.backbones.config import PRESETS, BackboneConfig, backbone_config
 from unidit.backbones.flag_dit import FlagDiT
 from unidit.backbones.guidance import GuidedModel, cfg_combine
-from unidit.backbones.layout import PackedBatch, pack, unpack, unpack_stacked
+from unidit.backbones.layout import PackedBatch, pack, pack_varlen, unpack, unpack_stacked
 from unidit.backbones.mmdit import MMDiT
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
 from unidit.backbones.samplers import SAMPLERS, timestep_schedule
@@ -29,6 +29,7 @@ __all__ = [
     "cfg_combine",
     "default_text_encoder_path",
     "pack",
+    "pack_varlen",
     "timestep_schedule",
     "unpack",
     "unpack_stacked",

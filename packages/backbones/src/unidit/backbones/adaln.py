@@ -24,15 +24,24 @@ class ZeroLinear(nn.Linear):
 
 
 class AdaLN(nn.Module):
-    """``SiLU(c)`` ``(B, L|1, C)`` -> ``chunks`` tensors ``(B, L|1, dim)``, zero at init."""
+    """``SiLU(c)`` ``(B, L|1, C)`` -> ``chunks`` tensors ``(B, L|1, dim)``, zero at init.
+
+    With ``index`` ``(T,)`` (a varlen row, :mod:`unidit.backbones.varlen`) the
+    conditioning is per sample, ``(N, 1, C)``; it is regressed per sample and
+    then gathered onto the row's tokens, ``(1, T, dim)`` each, so the linear
+    never runs per token.
+    """
 
     def __init__(self, dim: int, chunks: int, cond_dim: int | None = None) -> None:
         super().__init__()
         self.chunks = chunks
         self.linear = ZeroLinear(cond_dim or dim, chunks * dim)
 
-    def forward(self, c_act: Tensor) -> tuple[Tensor, ...]:
-        return self.linear(c_act).chunk(self.chunks, dim=-1)  # chunks x (B, L|1, D)
+    def forward(self, c_act: Tensor, index: Tensor | None = None) -> tuple[Tensor, ...]:
+        mods = self.linear(c_act)  # (B, L|1, chunks·D)
+        if index is not None:
+            mods = mods[:, 0].index_select(0, index)[None]  # (1, T, chunks·D)
+        return mods.chunk(self.chunks, dim=-1)  # chunks x (B, L|1, D)
 
 
 class FinalNorm(nn.Module):
@@ -47,8 +56,8 @@ class FinalNorm(nn.Module):
         self.norm = RMSNorm(dim, eps, elementwise_affine=False)
         self.adaln = AdaLN(dim, 2)
 
-    def forward(self, x: Tensor, c_act: Tensor) -> Tensor:
-        shift, scale = self.adaln(c_act)  # (B, L|1, D)
+    def forward(self, x: Tensor, c_act: Tensor, index: Tensor | None = None) -> Tensor:
+        shift, scale = self.adaln(c_act, index)  # (B, L|1, D)
         return modulate(self.norm(x), shift, scale)  # (B, L, D)
 
 

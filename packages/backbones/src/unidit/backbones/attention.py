@@ -11,50 +11,33 @@
   §4, Fig. 2): each stream has its own projections, the two sequences are
   concatenated and attended in one call; RoPE rotates the latent stream only.
 
-Masks are boolean, True = may attend. :class:`AttentionMask` is built once per
-forward and shared by all blocks; query rows whose keys are all masked (an
-empty context, an all-padding sample) attend to nothing and return zeros,
-never NaN. Window attention (DiT-3D, Mo et al. 2023, §3.2 "3D window
+Masks (:mod:`unidit.backbones.attention_mask`) are boolean, True = may attend,
+built once per forward and shared by all blocks. In a varlen-packed row (several
+samples end to end, :mod:`unidit.backbones.varlen`) the blocks get a
+:class:`~unidit.backbones.varlen.VarlenRow` in place of the mask, and attention
+stays inside each sample. Window attention (DiT-3D, Mo et al. 2023, §3.2 "3D window
 attention") is an extra mask derived from the token positions.
 """
 
-from typing import NamedTuple
-
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from unidit.backbones.attention_mask import AttentionMask, key_padding_mask, masked_attention
 from unidit.backbones.norms import RMSNorm
 from unidit.backbones.rope import apply_rope
+from unidit.backbones.varlen import VarlenRow
 
-
-class AttentionMask(NamedTuple):
-    """A boolean attention mask made safe for SDPA.
-
-    ``allowed`` ``(B, 1, Lq|1, Lk)``: True where a query may see a key; rows
-    with no key at all are opened fully (so softmax stays finite) and then
-    zeroed through ``valid`` ``(B, 1, Lq|1, 1)``.
-    """
-
-    allowed: Tensor
-    valid: Tensor
-
-    @classmethod
-    def from_bool(cls, mask: Tensor) -> "AttentionMask":
-        """``mask`` ``(B, 1, Lq|1, Lk)`` bool, True = may attend."""
-        valid = mask.any(dim=-1, keepdim=True)  # (B, 1, Lq|1, 1)
-        return cls(allowed=mask | ~valid, valid=valid)
-
-
-def key_padding_mask(key_mask: Tensor) -> AttentionMask | None:
-    """``key_mask`` ``(B, Lk)`` (True = real key) -> mask for every query, or None when no key is padding.
-
-    None lets SDPA pick its fused kernels (FlashAttention on CUDA), which take no mask; checking costs one
-    host sync per forward, not per block.
-    """
-    if bool(key_mask.all()):
-        return None
-    return AttentionMask.from_bool(rearrange(key_mask, "b k -> b 1 1 k"))  # (B, 1, 1, Lk)
+__all__ = [
+    "AttentionMask",
+    "CrossAttention",
+    "JointAttention",
+    "SelfAttention",
+    "drop_padding_columns",
+    "key_padding_mask",
+    "masked_attention",
+    "same_window",
+    "window_ids",
+]
 
 
 def drop_padding_columns(context: Tensor, context_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,14 +74,6 @@ def same_window(positions: Tensor, window_size: int) -> Tensor:
     return ids[:, :, None] == ids[:, None, :]  # (B, L, L)
 
 
-def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask | None) -> Tensor:
-    """SDPA over ``(B, H, L, Dh)`` tensors; rows without any key give zeros."""
-    if mask is None:
-        return F.scaled_dot_product_attention(q, k, v)  # (B, H, Lq, Dh)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.allowed)  # (B, H, Lq, Dh)
-    return out.masked_fill(~mask.valid, 0.0)  # (B, H, Lq, Dh)
-
-
 def _qk_norm(enabled: bool, head_dim: int, eps: float) -> nn.Module:
     return RMSNorm(head_dim, eps) if enabled else nn.Identity()
 
@@ -121,12 +96,15 @@ class SelfAttention(nn.Module):
         self.k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
         self.out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: Tensor, rope: Tensor, mask: AttentionMask | None) -> Tensor:
+    def forward(self, x: Tensor, rope: Tensor, mask: AttentionMask | VarlenRow | None) -> Tensor:
         qkv = self.qkv(x)  # (B, L, 3D)
         q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)  # (B, H, L, Dh)
         q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
         k = apply_rope(self.k_norm(k), rope)  # (B, H, L, Dh)
-        out = masked_attention(q, k, v, mask)  # (B, H, L, Dh)
+        if isinstance(mask, VarlenRow):
+            out = mask.self_attention(q, k, v)  # (1, H, T, Dh)
+        else:
+            out = masked_attention(q, k, v, mask)  # (B, H, L, Dh)
         return self.out(rearrange(out, "b h l d -> b l (h d)"))  # (B, L, D)
 
 
@@ -157,11 +135,15 @@ class CrossAttention(nn.Module):
         self.gate = nn.Parameter(torch.zeros(num_heads))
         self.out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: Tensor, context: Tensor, mask: AttentionMask | None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor, mask: AttentionMask | VarlenRow | None) -> Tensor:
+        """``x`` ``(B, L, D)``, ``context`` ``(B, S, Dc)``; in a varlen row ``(1, T, D)`` and ``(N, S, Dc)``."""
         q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.num_heads)  # (B, H, L, Dh)
         kv = self.kv(context)  # (B, S, 2D)
         k, v = rearrange(kv, "b s (two h d) -> two b h s d", two=2, h=self.num_heads)  # (B, H, S, Dh)
-        out = masked_attention(self.q_norm(q), self.k_norm(k), v, mask)  # (B, H, L, Dh)
+        if isinstance(mask, VarlenRow):
+            out = mask.cross_attention(self.q_norm(q), self.k_norm(k), v)  # (1, H, T, Dh)
+        else:
+            out = masked_attention(self.q_norm(q), self.k_norm(k), v, mask)  # (B, H, L, Dh)
         gate = rearrange(self.gate.tanh(), "h -> 1 h 1 1").to(out.dtype)  # (1, H, 1, 1)
         return self.out(rearrange(out * gate, "b h l d -> b l (h d)"))  # (B, L, D)
 
@@ -200,23 +182,39 @@ class JointAttention(nn.Module):
         self.context_out = None if context_pre_only else nn.Linear(dim, dim, bias=False)
 
     def forward(
-        self, x: Tensor, context: Tensor | None, rope: Tensor, mask: AttentionMask | None
+        self, x: Tensor, context: Tensor | None, rope: Tensor, mask: AttentionMask | VarlenRow | None
     ) -> tuple[Tensor, Tensor | None]:
-        """``x`` ``(B, L, D)``, ``context`` ``(B, S, D)`` or None -> outputs of both streams."""
+        """``x`` ``(B, L, D)``, ``context`` ``(B, S, D)`` or None -> outputs of both streams.
+
+        In a varlen row ``x`` is ``(1, T, D)`` and ``context`` ``(N, S, D)``, one caption per sample.
+        """
         length = x.shape[1]
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
         q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
         k = apply_rope(self.k_norm(k), rope)  # (B, H, L, Dh)
+        qc = kc = vc = None
         if context is not None:
             qc, kc, vc = rearrange(
                 self.context_qkv(context), "b s (three h d) -> three b h s d", three=3, h=self.num_heads
             )  # (B, H, S, Dh)
-            if self.context_out is None:  # context queries would be thrown away: keep latent rows only
+            kc = self.context_k_norm(kc)  # (B, H, S, Dh)
+            qc = None if self.context_out is None else self.context_q_norm(qc)  # pre-only: context asks nothing
+        if isinstance(mask, VarlenRow):
+            if context is None:
+                out, context_out = mask.self_attention(q, k, v), None  # (1, H, T, Dh)
+            else:
+                out, context_out = mask.joint_attention(q, k, v, qc, kc, vc)  # (1, H, T, Dh), (N, H, S, Dh) | None
+            x_out = self.out(rearrange(out, "b h l d -> b l (h d)"))  # (1, T, D)
+            if context_out is None:
+                return x_out, None
+            return x_out, self.context_out(rearrange(context_out, "b h s d -> b s (h d)"))  # (N, S, D)
+        if context is not None:
+            if qc is None:  # context queries would be thrown away: keep latent rows only
                 if mask is not None and mask.allowed.shape[2] > 1:
                     mask = AttentionMask(mask.allowed[:, :, :length], mask.valid[:, :, :length])
             else:
-                q = torch.cat([q, self.context_q_norm(qc)], dim=2)  # (B, H, L+S, Dh)
-            k = torch.cat([k, self.context_k_norm(kc)], dim=2)  # (B, H, L+S, Dh)
+                q = torch.cat([q, qc], dim=2)  # (B, H, L+S, Dh)
+            k = torch.cat([k, kc], dim=2)  # (B, H, L+S, Dh)
             v = torch.cat([v, vc], dim=2)  # (B, H, L+S, Dh)
         out = rearrange(masked_attention(q, k, v, mask), "b h n d -> b n (h d)")  # (B, L+S, D)
         x_out = self.out(out[:, :length])  # (B, L, D)

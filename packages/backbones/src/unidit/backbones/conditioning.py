@@ -51,16 +51,34 @@ class ConditionEmbedder(nn.Module):
         self.pooled = nn.Sequential(RMSNorm(context_dim, eps), ZeroLinear(context_dim, dim)) if pooled_context else None
 
     def forward(
-        self, t: Tensor, context: Tensor | None, context_mask: Tensor | None, modality: Tensor | None
+        self,
+        t: Tensor,
+        context: Tensor | None,
+        context_mask: Tensor | None,
+        modality: Tensor | None,
+        sample_of_token: Tensor | None = None,
     ) -> Tensor:
+        """``c`` ``(B, 1|L, D)``.
+
+        In a varlen row (``sample_of_token`` ``(T,)``) ``context`` and
+        ``modality`` are per sample; per-sample ``t`` ``(N,)`` gives ``(N, 1, D)``,
+        per-token ``t`` ``(1, T)`` gives ``(1, T, D)`` with each token taking its
+        sample's text and modality terms.
+        """
         c = self.timestep(t)  # (B, 1|L, D)
+        per_token = sample_of_token is not None and c.shape[1] > 1  # per-token t in a varlen row
+
+        def add(c: Tensor, term: Tensor) -> Tensor:  # a per-sample term (B, D) onto c
+            if per_token:
+                return c + term.index_select(0, sample_of_token)[None]  # (1, T, D)
+            return c + rearrange(term, "b d -> b 1 d")  # (B, 1|L, D)
+
         if modality is not None:
             if self.modality is None:
                 raise ValueError("modality was given but the backbone has num_modalities=0")
-            c = c + rearrange(self.modality(modality), "b d -> b 1 d")  # (B, 1|L, D)
+            c = add(c, self.modality(modality))
         if self.pooled is not None and context is not None:
-            pooled = masked_mean(context, context_mask)  # (B, C)
-            c = c + rearrange(self.pooled(pooled), "b d -> b 1 d")  # (B, 1|L, D)
+            c = add(c, self.pooled(masked_mean(context, context_mask)))
         return c
 
 

@@ -17,6 +17,8 @@ adaLN tensor keeps the token axis, so conditioning tokens held at ``t = 0``
 are modulated as clean data while the rest are denoised.
 """
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -39,6 +41,7 @@ from unidit.backbones.norms import RMSNorm, modulate
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
+from unidit.backbones.varlen import VarlenRow, varlen_row
 
 
 class FlagDiTBlock(nn.Module):
@@ -59,11 +62,12 @@ class FlagDiTBlock(nn.Module):
         x: Tensor,
         c_act: Tensor,
         rope: Tensor,
-        mask: AttentionMask | None,
+        mask: AttentionMask | VarlenRow | None,
         context: Tensor | None,
-        context_mask: AttentionMask | None,
+        context_mask: AttentionMask | VarlenRow | None,
+        cond_index: Tensor | None = None,
     ) -> Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act)  # (B, L|1, D) each
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act, cond_index)  # (B, L|1, D) each
         h = modulate(self.norm1(x), shift1, scale1)  # (B, L, D)
         update = self.attn(h, rope, mask)  # (B, L, D)
         if context is not None:
@@ -109,6 +113,7 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
         modality: Tensor | None = None,
+        segment_lengths: Sequence[int] | None = None,
     ) -> Tensor:
         """Denoiser hidden states ``(B, L, dim)``.
 
@@ -121,32 +126,43 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
             context: ``(B, S, context_dim)`` text hidden states, or None (unconditional).
             context_mask: ``(B, S)`` bool, True at real context tokens; None = all real.
             modality: ``(B,)`` long modality ids, or None.
+            segment_lengths: varlen packing (:func:`~unidit.backbones.layout.pack_varlen`):
+                the tokens of each sample in the single row ``B = 1``, which then holds
+                ``N`` samples end to end; ``t`` is ``(N,)`` or ``(1, L)``, ``context``
+                ``(N, S, context_dim)``, ``context_mask`` ``(N, S)``, ``modality`` ``(N,)``.
+                Attention stays inside each sample; the result equals running the
+                samples one by one.
         """
         config = self.config
         key_mask = key_mask.bool()
         x = self.placeholders(x, slot_kind, key_mask)  # (B, L, D)
-        c_act = F.silu(self.condition(t, context, context_mask, modality))  # (B, L|1, D)
         rope = self.rope(positions)  # (B, 1, L, Dh/2, 2) cos, sin
-        pad_mask = key_padding_mask(key_mask)  # (B, 1, 1, L)
+        ctx, ctx_mask, kept_context_mask = None, None, None
+        if context is not None:
+            ctx = self.context_embed(context)  # (B, S, D)
+            if context_mask is not None:
+                ctx, kept_context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
+                ctx_mask = key_padding_mask(kept_context_mask)  # (B, 1, 1, S') | None
+        row = varlen_row(segment_lengths, x, key_mask, kept_context_mask, bool(config.window_blocks))
+        c = self.condition(t, context, context_mask, modality, None if row is None else row.sample_of_token)
+        c_act = F.silu(c)  # (B|N, L|1, D)
+        cond_index = None if row is None else row.expand_index(c_act)  # (T,) | None
+        pad_mask = row if row is not None else key_padding_mask(key_mask)  # (B, 1, 1, L)
+        if row is not None:
+            ctx_mask = row
         window_mask = None
         if config.window_blocks:
             allowed = same_window(positions, config.window_size) & rearrange(key_mask, "b k -> b 1 k")  # (B, L, L)
             window_mask = AttentionMask.from_bool(rearrange(allowed, "b q k -> b 1 q k"))  # (B, 1, L, L)
-        ctx, ctx_mask = None, None
-        if context is not None:
-            ctx = self.context_embed(context)  # (B, S, D)
-            if context_mask is not None:
-                ctx, context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
-                ctx_mask = key_padding_mask(context_mask)  # (B, 1, 1, S') | None
 
         def run_blocks(x: Tensor) -> Tensor:
             for index, block in enumerate(self.blocks):
                 mask = window_mask if index in config.window_blocks else pad_mask
-                x = self._run_block(block, x, c_act, rope, mask, ctx, ctx_mask)  # (B, L, D)
+                x = self._run_block(block, x, c_act, rope, mask, ctx, ctx_mask, cond_index)  # (B, L, D)
             return x
 
         x = run_blocks(x) if self.step_cache is None else self.step_cache.run(x, run_blocks)  # (B, L, D)
-        return self.final(x, c_act)  # (B, L, D)
+        return self.final(x, c_act, cond_index)  # (B, L, D)
 
     def _run_block(self, block: nn.Module, *args) -> Tensor:
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():

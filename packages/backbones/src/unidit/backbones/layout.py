@@ -19,9 +19,11 @@ Every grid is treated as a (frame, row, column) grid of patches:
 
 (``T'``, ``H'``, ``W'`` count patches, not latent cells.) Samples of different
 sizes share a batch by right-padding with PAD slots; ``key_mask`` hides them
-from attention. Patch vectors are ordered ``(c p1 p2 p3)``. Placeholder and
-PAD slots carry zero vectors: the backbone replaces placeholders by its learned
-embeddings. ``unpack`` is the exact inverse of ``pack``.
+from attention. :func:`pack_varlen` instead puts them end to end in one row
+with no padding at all (varlen packing, :mod:`unidit.backbones.varlen`).
+Patch vectors are ordered ``(c p1 p2 p3)``. Placeholder and PAD slots carry
+zero vectors: the backbone replaces placeholders by its learned embeddings.
+``unpack`` is the exact inverse of ``pack`` and of ``pack_varlen``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class PackedBatch:
     slot_kind: Tensor  # (B, L) long DATA / NEXTLINE / NEXTFRAME / PAD
     shapes: list[tuple[int, ...]]  # each sample's latent shape (C, *grid)
     patch_size: tuple[int, ...]  # one per grid axis
+    # varlen packing (pack_varlen): every sample end to end in one row (B = 1, no PAD), this many slots each
+    segment_lengths: list[int] | None = None
 
     @property
     def key_mask(self) -> Tensor:
@@ -78,6 +82,8 @@ class PackedBatch:
     @property
     def lengths(self) -> Tensor:
         """Number of non-PAD slots per sample."""
+        if self.segment_lengths is not None:
+            return torch.tensor(self.segment_lengths, device=self.slot_kind.device)  # (N,)
         return self.key_mask.sum(dim=1)  # (B,)
 
     def to(self, device: torch.device | str) -> PackedBatch:
@@ -87,6 +93,7 @@ class PackedBatch:
             slot_kind=self.slot_kind.to(device),
             shapes=list(self.shapes),
             patch_size=self.patch_size,
+            segment_lengths=None if self.segment_lengths is None else list(self.segment_lengths),
         )
 
 
@@ -215,6 +222,29 @@ def pack(latents: Sequence[Tensor] | Tensor, patch_size: int | Sequence[int]) ->
         slot_kind=slot_kind,
         shapes=shapes,
         patch_size=patch,
+    )
+
+
+def pack_varlen(latents: Sequence[Tensor] | Tensor, patch_size: int | Sequence[int]) -> PackedBatch:
+    """Lay out latents of any sizes end to end in a single row ``(1, ΣL_i, P)``, with no padding.
+
+    The varlen form of :func:`pack` (FlashAttention's ``cu_seqlens``, NaViT's
+    example packing): each sample keeps its own slots, placeholders and
+    positions, and ``segment_lengths`` says where one ends and the next begins.
+    Give the backbone ``segment_lengths=batch.segment_lengths`` and it keeps
+    attention inside each sample, so no compute goes to padding.
+    :func:`unpack` reads it back unchanged.
+    """
+    padded = pack(latents, patch_size)
+    keep = padded.key_mask  # (B, L)
+    lengths = [int(n) for n in keep.sum(dim=1).tolist()]
+    return PackedBatch(
+        tokens=padded.tokens[keep][None],  # (1, T, P), sample by sample
+        positions=padded.positions[keep][None],  # (1, T, 3)
+        slot_kind=padded.slot_kind[keep][None],  # (1, T)
+        shapes=padded.shapes,
+        patch_size=padded.patch_size,
+        segment_lengths=lengths,
     )
 
 

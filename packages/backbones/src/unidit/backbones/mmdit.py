@@ -15,6 +15,8 @@ window blocks restrict latent-to-latent attention to windows while every
 latent token still sees the text.
 """
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -36,6 +38,7 @@ from unidit.backbones.norms import RMSNorm, modulate
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
+from unidit.backbones.varlen import VarlenRow, varlen_row
 
 
 class MMDiTBlock(nn.Module):
@@ -63,9 +66,10 @@ class MMDiTBlock(nn.Module):
         c_act: Tensor,
         c_context_act: Tensor,
         rope: Tensor,
-        mask: AttentionMask | None,
+        mask: AttentionMask | VarlenRow | None,
+        cond_index: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act)  # (B, L|1, D) each
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act, cond_index)  # (B, L|1, D) each
         h = modulate(self.norm1(x), shift1, scale1)  # (B, L, D)
         h_context, context_mods = None, ()
         if context is not None:
@@ -119,6 +123,7 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
         modality: Tensor | None = None,
+        segment_lengths: Sequence[int] | None = None,
     ) -> Tensor:
         """Denoiser hidden states ``(B, L, dim)``; arguments as in ``FlagDiT.forward``.
 
@@ -128,20 +133,24 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
         config = self.config
         key_mask = key_mask.bool()
         x = self.placeholders(x, slot_kind, key_mask)  # (B, L, D)
-        c = self.condition(t, context, context_mask, modality)  # (B, L|1, D)
-        c_act = F.silu(c)  # (B, L|1, D)
-        c_context_act = F.silu(per_sample(c, key_mask))  # (B, 1, D)
         rope = self.rope(positions)  # (B, 1, L, Dh/2, 2) cos, sin
-        ctx = None
+        ctx, kept_mask = None, None
         joint_keys = key_mask  # (B, L)
         if context is not None:
             ctx = self.context_embed(context)  # (B, S, D)
             if context_mask is None:
-                context_mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)  # (B, S)
+                kept_mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)  # (B, S)
             else:
-                ctx, context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
-            joint_keys = torch.cat([key_mask, context_mask.bool()], dim=1)  # (B, L+S), latent first
-        pad_mask = key_padding_mask(joint_keys)  # (B, 1, 1, L+S)
+                ctx, kept_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
+            if segment_lengths is None:
+                joint_keys = torch.cat([key_mask, kept_mask], dim=1)  # (B, L+S), latent first
+        row = varlen_row(segment_lengths, x, key_mask, kept_mask, bool(config.window_blocks))
+        c = self.condition(t, context, context_mask, modality, None if row is None else row.sample_of_token)
+        c_act = F.silu(c)  # (B|N, L|1, D)
+        cond_index = None if row is None else row.expand_index(c_act)  # (T,) | None
+        per_sample_c = per_sample(c, key_mask) if row is None else row.sample_mean(c)  # (B|N, 1, D)
+        c_context_act = F.silu(per_sample_c)  # (B|N, 1, D)
+        pad_mask = row if row is not None else key_padding_mask(joint_keys)  # (B, 1, 1, L+S)
         window_mask = None
         if config.window_blocks:
             window_mask = AttentionMask.from_bool(self._window_mask(positions, joint_keys))  # (B, 1, L+S, L+S)
@@ -150,11 +159,11 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
             stream = ctx
             for index, block in enumerate(self.blocks):
                 mask = window_mask if index in config.window_blocks else pad_mask
-                x, stream = self._run_block(block, x, stream, c_act, c_context_act, rope, mask)
+                x, stream = self._run_block(block, x, stream, c_act, c_context_act, rope, mask, cond_index)
             return x
 
         x = run_blocks(x) if self.step_cache is None else self.step_cache.run(x, run_blocks)  # (B, L, D)
-        return self.final(x, c_act)  # (B, L, D)
+        return self.final(x, c_act, cond_index)  # (B, L, D)
 
     def _window_mask(self, positions: Tensor, joint_keys: Tensor) -> Tensor:
         """Latent pairs must share a window; pairs involving context tokens are free (then key-masked)."""
