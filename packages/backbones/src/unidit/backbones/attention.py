@@ -23,6 +23,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 from unidit.backbones.attention_mask import AttentionMask, key_padding_mask, masked_attention
+from unidit.backbones.heads import split_heads
 from unidit.backbones.norms import RMSNorm
 from unidit.backbones.rope import apply_rope
 from unidit.backbones.varlen import VarlenRow
@@ -97,8 +98,7 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x: Tensor, rope: Tensor, mask: AttentionMask | VarlenRow | None) -> Tensor:
-        qkv = self.qkv(x)  # (B, L, 3D)
-        q, k, v = rearrange(qkv, "b l (three h d) -> three b h l d", three=3, h=self.num_heads)  # (B, H, L, Dh)
+        q, k, v = split_heads(self.qkv(x), 3, self.num_heads)  # (B, H, L, Dh) each
         q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
         k = apply_rope(self.k_norm(k), rope)  # (B, H, L, Dh)
         if isinstance(mask, VarlenRow):
@@ -138,8 +138,7 @@ class CrossAttention(nn.Module):
     def forward(self, x: Tensor, context: Tensor, mask: AttentionMask | VarlenRow | None) -> Tensor:
         """``x`` ``(B, L, D)``, ``context`` ``(B, S, Dc)``; in a varlen row ``(1, T, D)`` and ``(N, S, Dc)``."""
         q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.num_heads)  # (B, H, L, Dh)
-        kv = self.kv(context)  # (B, S, 2D)
-        k, v = rearrange(kv, "b s (two h d) -> two b h s d", two=2, h=self.num_heads)  # (B, H, S, Dh)
+        k, v = split_heads(self.kv(context), 2, self.num_heads)  # (B, H, S, Dh) each
         if isinstance(mask, VarlenRow):
             out = mask.cross_attention(self.q_norm(q), self.k_norm(k), v)  # (1, H, T, Dh)
         else:
@@ -189,14 +188,12 @@ class JointAttention(nn.Module):
         In a varlen row ``x`` is ``(1, T, D)`` and ``context`` ``(N, S, D)``, one caption per sample.
         """
         length = x.shape[1]
-        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
+        q, k, v = split_heads(self.qkv(x), 3, self.num_heads)  # (B, H, L, Dh) each
         q = apply_rope(self.q_norm(q), rope)  # (B, H, L, Dh)
         k = apply_rope(self.k_norm(k), rope)  # (B, H, L, Dh)
         qc = kc = vc = None
         if context is not None:
-            qc, kc, vc = rearrange(
-                self.context_qkv(context), "b s (three h d) -> three b h s d", three=3, h=self.num_heads
-            )  # (B, H, S, Dh)
+            qc, kc, vc = split_heads(self.context_qkv(context), 3, self.num_heads)  # (B, H, S, Dh) each
             kc = self.context_k_norm(kc)  # (B, H, S, Dh)
             qc = None if self.context_out is None else self.context_q_norm(qc)  # pre-only: context asks nothing
         if isinstance(mask, VarlenRow):

@@ -6,8 +6,46 @@ width is ``2/3 * mlp_ratio * dim`` (so the three matrices cost about as much
 as a plain ``mlp_ratio`` MLP), rounded up to a multiple of ``multiple_of``.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+class _SwiGLUGateCPU(torch.autograd.Function):
+    """``silu(gate) * value`` of a fused ``(..., 2·hidden)`` projection, gradients written into one buffer.
+
+    Through ``chunk`` autograd builds the two halves' gradients apart and concatenates them (a full
+    copy of the ``2·hidden`` wide tensor per block, the largest ``aten::cat`` of a CPU training step);
+    here they are computed straight into the halves of one buffer. Same saved tensors as autograd's.
+    """
+
+    @staticmethod
+    def forward(ctx, fused: Tensor) -> Tensor:
+        gate, value = fused.chunk(2, dim=-1)  # (..., hidden) each
+        activated = F.silu(gate)  # (..., hidden)
+        ctx.save_for_backward(gate, value, activated)
+        return activated * value  # (..., hidden)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        gate, value, activated = ctx.saved_tensors
+        fused_grad = grad.new_empty(*grad.shape[:-1], 2 * grad.shape[-1])  # (..., 2·hidden)
+        gate_grad, value_grad = fused_grad.chunk(2, dim=-1)
+        torch.mul(grad, activated, out=value_grad)
+        torch.ops.aten.silu_backward.grad_input(grad * value, gate, grad_input=gate_grad)
+        return fused_grad
+
+
+def swiglu_gate(fused: Tensor) -> Tensor:
+    """``silu(gate) * value`` for ``fused = [gate, value]`` ``(..., 2·hidden)`` -> ``(..., hidden)``.
+
+    The hand-written backward runs on the CPU in eager mode (as RMSNorm's does); CUDA and
+    ``torch.compile`` keep the plain form.
+    """
+    if fused.device.type == "cpu" and not torch.compiler.is_compiling() and torch.is_grad_enabled():
+        return _SwiGLUGateCPU.apply(fused)
+    gate, value = fused.chunk(2, dim=-1)  # (..., hidden) each
+    return F.silu(gate) * value
 
 
 def swiglu_hidden_dim(dim: int, mlp_ratio: float, multiple_of: int = 64) -> int:
@@ -32,5 +70,4 @@ class SwiGLU(nn.Module):
         self.w3 = nn.Linear(self.hidden_dim, dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        gate, value = self.w12(x).chunk(2, dim=-1)  # (B, L, hidden) each
-        return self.w3(F.silu(gate) * value)  # (B, L, dim)
+        return self.w3(swiglu_gate(self.w12(x)))  # (B, L, dim)

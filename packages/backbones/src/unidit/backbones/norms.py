@@ -85,4 +85,4 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     ``shift`` / ``scale`` are ``(B, 1, D)`` for one timestep per sample or
     ``(B, L, D)`` for one timestep per token; ``x`` is ``(B, L, D)``.
     """
-    return x * (1 + scale) + shift  # (B, L, D)
+    return torch.addcmul(shift, x, 1 + scale)  # (B, L, D), one pass over x instead of two
