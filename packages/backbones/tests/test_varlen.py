@@ -5,6 +5,7 @@ import torch
 from unidit.backbones.build import build_backbone
 from unidit.backbones.config import backbone_config
 from unidit.backbones.layout import layout_length, pack, pack_varlen, unpack
+from unidit.backbones.modulation import gated_residual, modulate
 from unidit.backbones.slots import PAD
 
 ARCHS = ["flag_dit", "mmdit"]
@@ -135,3 +136,26 @@ def test_varlen_rejects_what_it_cannot_honour(arch):
     with pytest.raises(ValueError, match="window attention"):
         windowed(x, t, *args, varlen.key_mask, context, context_mask, modality,
                  segment_lengths=varlen.segment_lengths)
+
+
+@pytest.mark.parametrize("function", [modulate, gated_residual])
+def test_per_sample_modulation_of_a_varlen_row_has_exact_gradients(function):
+    """The segment forms (per-sample terms spread by an index) against gathering them onto the tokens."""
+    g = torch.Generator().manual_seed(0)
+    index = torch.tensor([0, 0, 0, 2, 2, 1, 1, 1, 1])  # (T,) sample of each token, three samples
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    def spread(per_sample):  # (N, 1, D) -> (1, T, D)
+        return per_sample[index].transpose(0, 1)
+
+    x, per_sample = leaf(1, 9, 5), leaf(3, 1, 5)  # x; shift or gate
+    if function is modulate:
+        other = leaf(3, 1, 5)  # scale, per sample
+        reference = modulate(x, spread(per_sample), spread(other))
+    else:
+        other = leaf(1, 9, 5)  # the update, per token
+        reference = gated_residual(x, spread(per_sample), other)
+    torch.testing.assert_close(function(x, per_sample, other, index), reference)
+    assert torch.autograd.gradcheck(lambda *inputs: function(*inputs, index), (x, per_sample, other))

@@ -10,7 +10,8 @@ shared by every block, so the model applies it once per forward.
 """
 
 from torch import Tensor, nn
-from unidit.backbones.norms import RMSNorm, modulate
+from unidit.backbones.modulation import modulate
+from unidit.backbones.norms import RMSNorm
 from unidit.backbones.timestep import TimestepEmbedder
 
 
@@ -26,10 +27,10 @@ class ZeroLinear(nn.Linear):
 class AdaLN(nn.Module):
     """``SiLU(c)`` ``(B, L|1, C)`` -> ``chunks`` tensors ``(B, L|1, dim)``, zero at init.
 
-    With ``index`` ``(T,)`` (a varlen row, :mod:`unidit.backbones.varlen`) the
-    conditioning is per sample, ``(N, 1, C)``; it is regressed per sample and
-    then gathered onto the row's tokens, ``(1, T, dim)`` each, so the linear
-    never runs per token.
+    In a varlen row (:mod:`unidit.backbones.varlen`) the conditioning is per
+    sample, ``(N, 1, C)``: it is regressed per sample, so the linear never runs
+    per token, and :mod:`unidit.backbones.modulation` spreads the results onto
+    the tokens.
     """
 
     def __init__(self, dim: int, chunks: int, cond_dim: int | None = None) -> None:
@@ -37,11 +38,8 @@ class AdaLN(nn.Module):
         self.chunks = chunks
         self.linear = ZeroLinear(cond_dim or dim, chunks * dim)
 
-    def forward(self, c_act: Tensor, index: Tensor | None = None) -> tuple[Tensor, ...]:
-        mods = self.linear(c_act)  # (B, L|1, chunks·D)
-        if index is not None:
-            mods = mods[:, 0].index_select(0, index)[None]  # (1, T, chunks·D)
-        return mods.chunk(self.chunks, dim=-1)  # chunks x (B, L|1, D)
+    def forward(self, c_act: Tensor) -> tuple[Tensor, ...]:
+        return self.linear(c_act).chunk(self.chunks, dim=-1)  # chunks x (B, L|1, D)
 
 
 class FinalNorm(nn.Module):
@@ -57,8 +55,8 @@ class FinalNorm(nn.Module):
         self.adaln = AdaLN(dim, 2)
 
     def forward(self, x: Tensor, c_act: Tensor, index: Tensor | None = None) -> Tensor:
-        shift, scale = self.adaln(c_act, index)  # (B, L|1, D)
-        return modulate(self.norm(x), shift, scale)  # (B, L, D)
+        shift, scale = self.adaln(c_act)  # (B|N, L|1, D)
+        return modulate(self.norm(x), shift, scale, index)  # (B, L, D)
 
 
 def dit_initialize(model: nn.Module) -> None:

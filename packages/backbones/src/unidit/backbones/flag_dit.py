@@ -37,7 +37,8 @@ from unidit.backbones.attention import (
 from unidit.backbones.conditioning import ConditionEmbedder
 from unidit.backbones.config import BackboneConfig
 from unidit.backbones.mlp import SwiGLU
-from unidit.backbones.norms import RMSNorm, modulate
+from unidit.backbones.modulation import gated_residual, modulate
+from unidit.backbones.norms import RMSNorm
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
@@ -67,13 +68,14 @@ class FlagDiTBlock(nn.Module):
         context_mask: AttentionMask | VarlenRow | None,
         cond_index: Tensor | None = None,
     ) -> Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act, cond_index)  # (B, L|1, D) each
-        h = modulate(self.norm1(x), shift1, scale1)  # (B, L, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act)  # (B|N, L|1, D) each
+        h = modulate(self.norm1(x), shift1, scale1, cond_index)  # (B, L, D)
         update = self.attn(h, rope, mask)  # (B, L, D)
         if context is not None:
             update = update + self.cross_attn(h, context, context_mask)  # (B, L, D)
-        x = x + gate1 * update  # (B, L, D)
-        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, L, D)
+        x = gated_residual(x, gate1, update, cond_index)  # (B, L, D)
+        update = self.mlp(modulate(self.norm2(x), shift2, scale2, cond_index))  # (B, L, D)
+        return gated_residual(x, gate2, update, cond_index)  # (B, L, D)
 
 
 class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffusion", "flag-dit"]):

@@ -34,7 +34,8 @@ from unidit.backbones.attention import (
 from unidit.backbones.conditioning import ConditionEmbedder, per_sample
 from unidit.backbones.config import BackboneConfig
 from unidit.backbones.mlp import SwiGLU
-from unidit.backbones.norms import RMSNorm, modulate
+from unidit.backbones.modulation import gated_residual, modulate
+from unidit.backbones.norms import RMSNorm
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
@@ -69,21 +70,22 @@ class MMDiTBlock(nn.Module):
         mask: AttentionMask | VarlenRow | None,
         cond_index: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act, cond_index)  # (B, L|1, D) each
-        h = modulate(self.norm1(x), shift1, scale1)  # (B, L, D)
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(c_act)  # (B|N, L|1, D) each
+        h = modulate(self.norm1(x), shift1, scale1, cond_index)  # (B, L, D)
         h_context, context_mods = None, ()
         if context is not None:
             context_mods = self.context_adaln(c_context_act)  # (B, 1, D) each
             h_context = modulate(self.context_norm1(context), context_mods[0], context_mods[1])  # (B, S, D)
         update, context_update = self.attn(h, h_context, rope, mask)  # (B, L, D), (B, S, D) | None
-        x = x + gate1 * update  # (B, L, D)
-        x = x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, L, D)
+        x = gated_residual(x, gate1, update, cond_index)  # (B, L, D)
+        update = self.mlp(modulate(self.norm2(x), shift2, scale2, cond_index))  # (B, L, D)
+        x = gated_residual(x, gate2, update, cond_index)  # (B, L, D)
         if context_update is None:
             return x, context
         _, _, c_gate1, c_shift2, c_scale2, c_gate2 = context_mods
-        context = context + c_gate1 * context_update  # (B, S, D)
-        context = context + c_gate2 * self.context_mlp(modulate(self.context_norm2(context), c_shift2, c_scale2))
-        return x, context  # (B, L, D), (B, S, D)
+        context = gated_residual(context, c_gate1, context_update)  # (B, S, D)
+        context_update = self.context_mlp(modulate(self.context_norm2(context), c_shift2, c_scale2))  # (B, S, D)
+        return x, gated_residual(context, c_gate2, context_update)  # (B, L, D), (B, S, D)
 
 
 class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffusion", "mmdit"]):

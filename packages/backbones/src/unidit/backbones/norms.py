@@ -1,4 +1,4 @@
-"""RMSNorm and the adaLN modulation it is paired with.
+"""RMSNorm.
 
 * RMSNorm: Zhang & Sennrich, "Root Mean Square Layer Normalization", 2019
   (arXiv:1910.07467) -- rescale by the root mean square, no centring. Used for
@@ -6,8 +6,8 @@
   On CPU it runs through :class:`_RMSNormCPU`, a hand-written backward: torch
   2.11 has a fused RMSNorm kernel on CUDA only, and the CPU decomposition
   records six elementwise ops for autograd.
-* ``modulate``: the adaptive layer-norm shift/scale of DiT (Peebles & Xie,
-  "Scalable Diffusion Models with Transformers", 2023, §3.2 "adaLN-Zero").
+
+The adaLN modulation paired with it lives in :mod:`unidit.backbones.modulation`.
 """
 
 import torch
@@ -77,12 +77,3 @@ class RMSNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}, elementwise_affine={self.weight is not None}"
-
-
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN modulation ``x * (1 + scale) + shift`` (DiT §3.2).
-
-    ``shift`` / ``scale`` are ``(B, 1, D)`` for one timestep per sample or
-    ``(B, L, D)`` for one timestep per token; ``x`` is ``(B, L, D)``.
-    """
-    return torch.addcmul(shift, x, 1 + scale)  # (B, L, D), one pass over x instead of two

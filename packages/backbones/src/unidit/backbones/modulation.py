@@ -1,0 +1,77 @@
+"""adaLN modulation and gated residuals (DiT, Peebles & Xie 2023, §3.2 "adaLN-Zero").
+
+Every block modulates its normalised input, ``x · (1 + scale) + shift``, and
+gates what it adds to the residual stream, ``x + gate · update``. ``shift``,
+``scale`` and ``gate`` are ``(B, 1, D)`` for one timestep per sample or
+``(B, L, D)`` for one timestep per token; each is one ``addcmul``.
+
+In a varlen row (:mod:`unidit.backbones.varlen`) they are per sample,
+``(N, 1, D)``, and ``index`` ``(T,)`` names each token's sample. Gathering them
+onto the tokens would keep three ``(1, T, D)`` tensors per sub-layer alive for
+the backward; :class:`_SegmentModulate` and :class:`_SegmentGatedResidual`
+gather them only transiently and reduce their gradients back per sample with
+``index_add``, so a varlen row saves what a padded batch saves.
+"""
+
+import torch
+from torch import Tensor
+
+
+def _per_token(per_sample: Tensor, index: Tensor) -> Tensor:
+    """``(N, 1, D)`` -> ``(1, T, D)``: each token takes its sample's row."""
+    return per_sample[:, 0].index_select(0, index)[None]
+
+
+def _per_sample_sum(per_token: Tensor, index: Tensor, samples: int, dtype: torch.dtype) -> Tensor:
+    """``(1, T, D)`` -> ``(N, 1, D)``: the sum over each sample's tokens."""
+    total = per_token.new_zeros(samples, per_token.shape[-1]).index_add_(0, index, per_token[0])  # (N, D)
+    return total[:, None].to(dtype)
+
+
+class _SegmentModulate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, shift: Tensor, scale: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(x, scale, index)
+        return torch.addcmul(_per_token(shift, index), x, _per_token(1 + scale, index))  # (1, T, D)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, scale, index = ctx.saved_tensors
+        dx = dshift = dscale = None
+        if ctx.needs_input_grad[0]:
+            dx = (grad * _per_token(1 + scale, index)).to(x.dtype)  # (1, T, D)
+        if ctx.needs_input_grad[1]:
+            dshift = _per_sample_sum(grad, index, scale.shape[0], scale.dtype)  # (N, 1, D)
+        if ctx.needs_input_grad[2]:
+            dscale = _per_sample_sum(grad * x, index, scale.shape[0], scale.dtype)  # (N, 1, D)
+        return dx, dshift, dscale, None
+
+
+class _SegmentGatedResidual(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, gate: Tensor, update: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(gate, update, index)
+        ctx.x_dtype = x.dtype
+        return torch.addcmul(x, _per_token(gate, index), update)  # (1, T, D)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        gate, update, index = ctx.saved_tensors
+        dx = grad.to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        dgate = _per_sample_sum(grad * update, index, gate.shape[0], gate.dtype) if ctx.needs_input_grad[1] else None
+        dupdate = (grad * _per_token(gate, index)).to(update.dtype) if ctx.needs_input_grad[2] else None
+        return dx, dgate, dupdate, None
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor, index: Tensor | None = None) -> Tensor:
+    """``x · (1 + scale) + shift`` for ``x`` ``(B, L, D)``; per-sample terms of a varlen row with ``index``."""
+    if index is None:
+        return torch.addcmul(shift, x, 1 + scale)  # (B, L, D), one pass over x instead of two
+    return _SegmentModulate.apply(x, shift, scale, index)  # (1, T, D)
+
+
+def gated_residual(x: Tensor, gate: Tensor, update: Tensor, index: Tensor | None = None) -> Tensor:
+    """``x + gate · update`` for ``x``, ``update`` ``(B, L, D)``; per-sample ``gate`` of a varlen row with ``index``."""
+    if index is None:
+        return torch.addcmul(x, gate, update)  # (B, L, D)
+    return _SegmentGatedResidual.apply(x, gate, update, index)  # (1, T, D)
