@@ -252,7 +252,9 @@ def flops_table(rows: list[dict], peak_matmul: dict[str, float], runtime: Runtim
         "## Achieved FLOP/s",
         "",
         "FLOPs of one training step counted by `torch.utils.flop_counter.FlopCounterMode` (matmuls and "
-        "scaled-dot-product attention, forward and backward; elementwise ops not counted), divided by the "
+        "scaled-dot-product attention, forward and backward, attention by PyTorch's formulas: 4·B·H·Lq·Lk·Dh "
+        "forward, 2.5× that backward; elementwise ops not counted; PyTorch 2.11 has no formula for the CPU "
+        "attention kernel, so `backbone_step.CPU_ATTENTION_FLOPS` adds the same one), divided by the "
         "median step time, as a fraction of a dense square matmul's FLOP/s measured in the same process at the "
         f"same precision ({rates})"
         + (f"; MFU against the card's dense bf16 peak ({card_peak / 1e12:.0f} TFLOP/s)." if card_peak else "."),
