@@ -2,35 +2,28 @@
 
 Pairs run interleaved A B A B in one process; warm-up steps are excluded; each
 round times one call of each side; the ratio is taken round by round.
-On CPU, peak memory is the process RSS above its pre-step level (after gc +
-malloc_trim), sampled every 0.5 ms by a thread during one extra step; on CUDA
-it is ``torch.cuda.max_memory_allocated`` above the allocation before the step.
+On CPU, peak memory is the most tensor memory PyTorch's CPU allocator held
+during one extra step, above its level at the start, read from
+``torch.profiler``'s memory events (``profile_memory=True``; exact, unlike the
+process RSS, which the allocator's caching makes depend on what ran before);
+on CUDA it is ``torch.cuda.max_memory_allocated`` above the allocation before
+the step.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
+import json
 import os
 import statistics
-import threading
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-try:
-    _LIBC = ctypes.CDLL("libc.so.6")
-except OSError:  # not glibc
-    _LIBC = None
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
+from torch.profiler import ProfilerActivity, profile
 
 
 @dataclass
@@ -58,7 +51,7 @@ class Runtime:
 
     def peak_memory(self, fn: Callable[[], object]) -> int:
         if not self.cuda:
-            return peak_rss_delta(fn)
+            return peak_cpu_allocated(fn)
         self.sync()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -81,29 +74,28 @@ def gpu_bf16_peak() -> float | None:
     return next((peak for key, peak in GPU_BF16_PEAK.items() if key in name), None)
 
 
-def peak_rss_delta(fn: Callable[[], object]) -> int:
-    """Peak RSS increase (bytes) while running ``fn`` once."""
+def peak_cpu_allocated(fn: Callable[[], object]) -> int:
+    """Peak CPU tensor bytes held while running ``fn`` once, above the level at its start.
+
+    Every allocation and free of PyTorch's CPU allocator is a ``[memory]`` event of the profiler's
+    trace, carrying the running total ("Total Allocated"); the peak is the largest total.
+    """
     gc.collect()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-    base = rss_bytes()
-    peak = [base]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(0.0005)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
+    handle, path = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
     finally:
-        stop.set()
-        thread.join()
-    peak[0] = max(peak[0], rss_bytes())
-    return peak[0] - base
+        os.remove(path)
+    memory = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
+    if not memory:
+        return 0
+    start = memory[0]["args"]["Total Allocated"] - memory[0]["args"]["Bytes"]
+    return max(e["args"]["Total Allocated"] for e in memory) - start
 
 
 @dataclass

@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- Rounds: {rounds} timed rounds per case after a warm-up step, pairs interleaved A B A B in one "
             f"process; median (min–max); the ratio is taken round by round. {status}",
             "- Peak memory: " + ("`torch.cuda.max_memory_allocated` above the allocation before the step."
-                                 if runtime.cuda else "process RSS above its level before the step (after gc + "
-                                 "malloc_trim), sampled every 0.5 ms during one extra step."),
+                                 if runtime.cuda else "the most tensor memory PyTorch's CPU allocator held during "
+                                 "one extra step, above its level at the start (`torch.profiler` memory events)."),
             "",
         ]
         tail = []

@@ -3,7 +3,10 @@
 Every block modulates its normalised input, ``x · (1 + scale) + shift``, and
 gates what it adds to the residual stream, ``x + gate · update``. ``shift``,
 ``scale`` and ``gate`` are ``(B, 1, D)`` for one timestep per sample or
-``(B, L, D)`` for one timestep per token; each is one ``addcmul``.
+``(B, L, D)`` for one timestep per token. Each is a multiply and then an add
+into the product in place (one allocation less). Not one ``addcmul``: that
+rounds differently, and the tasks' reported results were trained with this
+arithmetic, which stays bit-identical.
 
 In a varlen row (:mod:`unidit.backbones.varlen`) they are per sample,
 ``(N, 1, D)``, and ``index`` ``(T,)`` names each token's sample. Gathering them
@@ -65,13 +68,14 @@ class _SegmentGatedResidual(torch.autograd.Function):
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor, index: Tensor | None = None) -> Tensor:
     """``x · (1 + scale) + shift`` for ``x`` ``(B, L, D)``; per-sample terms of a varlen row with ``index``."""
-    if index is None:
-        return torch.addcmul(shift, x, 1 + scale)  # (B, L, D), one pass over x instead of two
+    if index is None:  # the product is a fresh tensor that autograd does not keep: add in place
+        return (x * (1 + scale)).add_(shift)  # (B, L, D)
     return _SegmentModulate.apply(x, shift, scale, index)  # (1, T, D)
 
 
 def gated_residual(x: Tensor, gate: Tensor, update: Tensor, index: Tensor | None = None) -> Tensor:
     """``x + gate · update`` for ``x``, ``update`` ``(B, L, D)``; per-sample ``gate`` of a varlen row with ``index``."""
     if index is None:
-        return torch.addcmul(x, gate, update)  # (B, L, D)
+        gated = gate * update  # (B, L, D), fresh and not kept by autograd
+        return gated.add_(x) if gated.dtype == x.dtype else x + gated  # same sum either way (a + b = b + a)
     return _SegmentGatedResidual.apply(x, gate, update, index)  # (1, T, D)
