@@ -149,9 +149,10 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         c = self.condition(t, context, context_mask, modality, None if row is None else row.sample_of_token)
         c_act = F.silu(c)  # (B|N, L|1, D)
         cond_index = None if row is None else row.expand_index(c_act)  # (T,) | None
-        pad_mask = row if row is not None else key_padding_mask(key_mask)  # (B, 1, 1, L)
-        if row is not None:
-            ctx_mask = row
+        if row is not None:  # one varlen row: self- and cross-attention stay inside each sample
+            pad_mask = ctx_mask = row
+        else:
+            pad_mask = key_padding_mask(key_mask)  # (B, 1, 1, L) | None
         window_mask = None
         if config.window_blocks:
             allowed = same_window(positions, config.window_size) & rearrange(key_mask, "b k -> b 1 k")  # (B, L, L)

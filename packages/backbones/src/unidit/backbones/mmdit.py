@@ -152,7 +152,7 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
         cond_index = None if row is None else row.expand_index(c_act)  # (T,) | None
         per_sample_c = per_sample(c, key_mask) if row is None else row.sample_mean(c)  # (B|N, 1, D)
         c_context_act = F.silu(per_sample_c)  # (B|N, 1, D)
-        pad_mask = row if row is not None else key_padding_mask(joint_keys)  # (B, 1, 1, L+S)
+        pad_mask = row if row is not None else key_padding_mask(joint_keys)  # VarlenRow | (B, 1, 1, L+S) | None
         window_mask = None
         if config.window_blocks:
             window_mask = AttentionMask.from_bool(self._window_mask(positions, joint_keys))  # (B, 1, L+S, L+S)
