@@ -139,12 +139,11 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
         key_mask = key_mask.bool()
         x = self.placeholders(x, slot_kind, key_mask)  # (B, L, D)
         rope = self.rope(positions)  # (B, 1, L, Dh/2, 2) cos, sin
-        ctx, ctx_mask, kept_context_mask = None, None, None
+        ctx, kept_context_mask = None, None
         if context is not None:
             ctx = self.context_embed(context)  # (B, S, D)
             if context_mask is not None:
                 ctx, kept_context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
-                ctx_mask = key_padding_mask(kept_context_mask)  # (B, 1, 1, S') | None
         row = varlen_row(segment_lengths, x, key_mask, kept_context_mask, bool(config.window_blocks))
         c = self.condition(t, context, context_mask, modality, None if row is None else row.sample_of_token)
         c_act = F.silu(c)  # (B|N, L|1, D)
@@ -153,6 +152,7 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
             pad_mask = ctx_mask = row
         else:
             pad_mask = key_padding_mask(key_mask)  # (B, 1, 1, L) | None
+            ctx_mask = None if kept_context_mask is None else key_padding_mask(kept_context_mask)  # (B, 1, 1, S')
         window_mask = None
         if config.window_blocks:
             allowed = same_window(positions, config.window_size) & rearrange(key_mask, "b k -> b 1 k")  # (B, L, L)

@@ -19,6 +19,7 @@ place of an attention mask. The text context stays a per-sample batch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 
 import torch
@@ -59,9 +60,7 @@ class VarlenRow:
         self.num_tokens = sum(self.lengths)
         counts = torch.tensor(self.lengths, device=device)  # (N,)
         self.sample_of_token = torch.repeat_interleave(torch.arange(len(self.lengths), device=device), counts)  # (T,)
-        starts = [0]
-        for n in self.lengths[:-1]:
-            starts.append(starts[-1] + n)
+        starts = [0, *accumulate(self.lengths[:-1])]  # first token of each sample
         self.groups: list[_LengthGroup] = []
         for length in sorted(set(self.lengths)):
             members = [i for i, n in enumerate(self.lengths) if n == length]
