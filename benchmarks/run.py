@@ -333,11 +333,14 @@ def vae_table(rows: list[dict], runtime: Runtime) -> list[str]:
         "## Tokenizers (VAE encode / decode)",
         "",
         "Our audio VAE against `AutoencoderOobleck` (same base width, channel multipliers, strides and latent "
-        "channels) and our video VAE (`ltx` preset: 32×32 spatial, 8× temporal, 128 channels) against "
+        "channels) and our video VAE (`ltx` preset: 32×32 spatial, 8× temporal, 128 channels, LTX's stage "
+        "layout) against "
         "`AutoencoderKLLTXVideo` with the same stage widths, compression, latent channels and residual blocks per "
         f"stage, {runtime.describe()}. Encode returns the posterior mean; decode reads that latent (the video "
         "decoders without timestep conditioning on both sides: diffusers' LTX decoder built with this block "
-        "layout fails when given a timestep). Throughput in seconds of audio or video frames per "
+        "layout fails when given a timestep). The streamed rows run our VAE over the longer clip one latent "
+        "frame at a time (`latent_frames_per_chunk`: cached causal convolutions, the same result as the whole "
+        "clip) against the peer on the whole clip. Throughput in seconds of audio or video frames per "
         "second; speed-up = peer time ÷ our time.",
         "",
     ]

@@ -5,7 +5,9 @@
 * video: ``VideoVAE`` (LTX-Video style, ``ltx`` preset: 32×32×8, 128 channels) vs
   ``AutoencoderKLLTXVideo`` with the same stage widths, compression and latent channels.
 
-Encode and decode are timed separately (posterior mean; decode of that latent).
+Encode and decode are timed separately (posterior mean; decode of that latent). The video pair
+also runs on a longer clip, and once more with ours streamed over it in time chunks
+(``latent_frames_per_chunk``) against the peer on the whole clip.
 Throughput is seconds of audio, or frames of video, per second of compute.
 """
 
@@ -37,10 +39,13 @@ class VAESizes:
     # LTX's timestep-conditioned decoder is off on both sides: diffusers' AutoencoderKLLTXVideo
     # built with our block layout fails in its up blocks when given a timestep (diffusers 0.42).
     video_timestep_conditioning: bool = False
+    # a longer clip, ours streamed through the VAE a few latent frames at a time (0: no such case)
+    video_long_frames: int = 33
+    video_stream_chunk: int = 1
 
 
 QUICK = VAESizes(audio_preset="tiny", audio_base_channels=4, audio_seconds=0.2, video_preset="tiny", video_frames=5, video_size=32,
-                 video_blocks=1)
+                 video_blocks=1, video_long_frames=9)
 
 
 def audio_pair(s: VAESizes):
@@ -60,7 +65,7 @@ def audio_pair(s: VAESizes):
     return ours, theirs, wav, units, "s audio"
 
 
-def video_pair(s: VAESizes):
+def video_pair(s: VAESizes, frames: int):
     from diffusers import AutoencoderKLLTXVideo
 
     config = video_vae_config(s.video_preset, blocks_per_stage=s.video_blocks, mid_blocks=s.video_blocks,
@@ -82,28 +87,34 @@ def video_pair(s: VAESizes):
         upsample_residual=(False,) * stages, upsample_factor=(1,) * stages,
         timestep_conditioning=config.timestep_conditioning, patch_size=config.patch_size, patch_size_t=1,
     ).eval()
-    video = torch.rand(s.video_batch, 3, s.video_frames, s.video_size, s.video_size,
+    video = torch.rand(s.video_batch, 3, frames, s.video_size, s.video_size,
                        generator=torch.Generator().manual_seed(0)) * 2 - 1
-    return ours, theirs, video, s.video_batch * s.video_frames, "frames"
+    return ours, theirs, video, s.video_batch * frames, "frames"
 
 
 def run(s: VAESizes, rounds: int, log=print, runtime: Runtime | None = None) -> list[dict]:
     runtime = runtime or Runtime()
     rows = []
-    for name, make, peer in (("AudioVAE", audio_pair, "AutoencoderOobleck"),
-                             ("VideoVAE", video_pair, "AutoencoderKLLTXVideo")):
+    cases = [("AudioVAE", lambda: audio_pair(s), "AutoencoderOobleck", {}),
+             ("VideoVAE", lambda: video_pair(s, s.video_frames), "AutoencoderKLLTXVideo", {})]
+    if s.video_long_frames:
+        long_clip = lambda: video_pair(s, s.video_long_frames)  # noqa: E731
+        cases += [("VideoVAE", long_clip, "AutoencoderKLLTXVideo", {}),
+                  (f"VideoVAE, streamed {s.video_stream_chunk} latent frame a chunk", long_clip,
+                   "AutoencoderKLLTXVideo", {"latent_frames_per_chunk": s.video_stream_chunk})]
+    for name, make, peer, options in cases:
         torch.manual_seed(0)
-        ours, theirs, x, units, unit = make(s)
+        ours, theirs, x, units, unit = make()
         ours, theirs, x = ours.to(runtime.device), theirs.to(runtime.device), x.to(runtime.device)
         with torch.no_grad():
             z_ours = ours.encode(x).mode()
             z_theirs = theirs.encode(x).latent_dist.mode()
-        timestep = {"timestep": torch.full((x.shape[0],), 0.05, device=x.device)} if name == "VideoVAE" and \
-            ours.config.timestep_conditioning else {}
+        timestep = {"timestep": torch.full((x.shape[0],), 0.05, device=x.device)} if name.startswith("VideoVAE") \
+            and ours.config.timestep_conditioning else {}
 
         @torch.no_grad()
         def ours_encode():
-            return ours.encode(x).mode()
+            return ours.encode(x, **options).mode()
 
         @torch.no_grad()
         def theirs_encode():
@@ -111,7 +122,7 @@ def run(s: VAESizes, rounds: int, log=print, runtime: Runtime | None = None) -> 
 
         @torch.no_grad()
         def ours_decode():
-            return ours.decode(z_ours, **timestep)
+            return ours.decode(z_ours, **timestep, **options)
 
         @torch.no_grad()
         def theirs_decode():

@@ -25,7 +25,7 @@ EXPECTED = {
     "Tokenizers (VAE encode / decode)": (
         ["ours", "peer", "stage", "input", "latent ours", "latent peer", "params ours", "params peer",
          "ours s/call", "peer s/call", "ours units/s", "speed-up", "peak MiB ours", "peak MiB peer"],
-        4, 6,
+        8, 6,  # (audio, video, longer video, longer video streamed) x (encode, decode)
     ),
 }
 
@@ -62,3 +62,4 @@ def test_quick_benchmark_writes_tables(tmp_path):
             assert len(row) == len(header)
             for cell in row[n_labels:]:
                 assert NUMBER.match(cell), f"{section}: non-numeric cell {cell!r} in {row}"
+    assert sum("streamed" in row[0] for row in found["Tokenizers (VAE encode / decode)"][1:]) == 2

@@ -18,7 +18,8 @@
   faithful reconstruction instead of from nothing.
   Time-to-depth first replicates the first frame ``ft - 1`` times, so that
   ``1 + ft*k`` frames become ``1 + k`` and frame 0 stays alone; depth-to-time
-  drops those frames again.
+  drops those frames again. Both do so on a clip's first chunk only when the
+  clip streams through in time chunks (:class:`TimeStreaming`).
 * :class:`TimestepEmbedding`: sinusoidal features of ``t`` through an MLP.
 """
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from unidit.tokenizers.video_vae.causal_conv import CausalConv3d, pad_past
+from unidit.tokenizers.video_vae.causal_conv import CausalConv3d, TimeStreaming, pad_past
 
 
 class FrameGroupNorm(nn.Module):
@@ -60,6 +61,17 @@ class FrameGroupNorm(nn.Module):
             raise ValueError("this norm is timestep-conditioned: pass cond (B, D)")
         scale, shift = rearrange(self.modulation(cond), "b (two c) -> two b c 1 1 1", two=2)  # (B, C, 1, 1, 1) each
         return x * (1 + scale) + shift
+
+
+def norm_silu_conv(norm: FrameGroupNorm, conv: CausalConv3d, x: Tensor, cond: Tensor | None = None) -> Tensor:
+    """``conv(silu(norm(x)))``, the pre-activation step of every block: ``(B, C, T, H, W) -> (B, C_out, T, H, W)``.
+
+    The causal padding is taken before the convolution is called, so the
+    unpadded activation is freed as soon as its padded copy exists instead of
+    living through the convolution as its argument (one full-size tensor less
+    at the peak; the arithmetic is unchanged).
+    """
+    return conv.convolve(conv.pad(F.silu(norm(x, cond))))
 
 
 def channel_shortcut(x: Tensor, out_channels: int) -> Tensor | None:
@@ -122,17 +134,18 @@ class ResBlock3d(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         # x: (B, C_in, T, H, W) -> (B, C_out, T, H, W)
-        h = self.conv1(F.silu(self.norm1(x, cond)))
-        h = self.conv2(F.silu(self.norm2(h, cond)))
+        h = norm_silu_conv(self.norm1, self.conv1, x, cond)
+        h = norm_silu_conv(self.norm2, self.conv2, h, cond)
         return self.skip(x) + h
 
 
-class SpaceTimeToDepth(nn.Module):
+class SpaceTimeToDepth(TimeStreaming):
     """Downsample ``(T, H, W) = (1 + ft*k, fs*h, fs*w) -> (1 + k, h, w)``, channels ``C_in -> C_out``.
 
     As in LTX-Video, a causal convolution first maps ``C_in`` to ``C_out / (ft*fs*fs)``
     channels at full resolution, then time and space fold into channels; the
     shortcut folds the input itself and averages channel groups down to ``C_out``.
+    A streamed clip's later chunks must hold whole groups of ``ft`` frames.
     """
 
     def __init__(self, in_channels: int, out_channels: int, time_factor: int, space_factor: int):
@@ -147,16 +160,20 @@ class SpaceTimeToDepth(nn.Module):
             zero_init_(self.conv)
 
     def _to_depth(self, x: Tensor) -> Tensor:
-        x = pad_past(x, self.ft - 1)  # (B, C, ft*(1+k), H, W): frame 0 fills its own block
+        if not self.continuing:  # the clip's start: frame 0 fills its own block
+            x = pad_past(x, self.ft - 1)  # (B, C, ft*(1+k), H, W)
+        elif x.shape[2] % self.ft:
+            raise ValueError(f"a continuing chunk must hold a multiple of {self.ft} frames here, got {x.shape[2]}")
         return rearrange(x, "b c (t ft) (h fh) (w fw) -> b (c ft fh fw) t h w", ft=self.ft, fh=self.fs, fw=self.fs)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self._to_depth(self.conv(x))  # (B, C_out, 1+k, h, w)
+        out = self._to_depth(self.conv(x))  # (B, C_out, 1+k, h, w), or (B, C_out, k, h, w) continuing
         shortcut = channel_shortcut(self._to_depth(x), self.out_channels)
+        self.chunk_done()
         return out if shortcut is None else out + shortcut
 
 
-class DepthToSpaceTime(nn.Module):
+class DepthToSpaceTime(TimeStreaming):
     """Upsample ``(1 + k, h, w) -> (1 + ft*k, fs*h, fs*w)``, channels ``C_in -> C_out``.
 
     The shortcut repeats input channels up to ``C_out*ft*fs*fs`` before unfolding,
@@ -171,7 +188,10 @@ class DepthToSpaceTime(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv(x)  # (B, C_out*ft*fs*fs, 1+k, h, w)
         h = rearrange(h, "b (c ft fh fw) t h w -> b c (t ft) (h fh) (w fw)", ft=self.ft, fh=self.fs, fw=self.fs)
-        return h[:, :, self.ft - 1 :]  # (B, C_out, 1 + ft*k, H, W): latent frame 0 gives frame 0 only
+        clip_start = not self.continuing  # a later chunk of a streamed clip has only new frames
+        self.chunk_done()
+        # (B, C_out, 1 + ft*k, H, W) at the clip's start (latent frame 0 gives frame 0 only), else (B, C_out, ft*k, H, W)
+        return h[:, :, self.ft - 1 :] if clip_start else h
 
 
 class TimestepEmbedding(nn.Module):

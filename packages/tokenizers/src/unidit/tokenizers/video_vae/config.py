@@ -13,7 +13,9 @@ Presets:
            (17 frames -> 5 latent frames of 8x8). Its decoder is not timestep-conditioned:
            in a few CPU minutes, learning to denoise as well slowed reconstruction down
            (``timestep_conditioning=True`` turns it on).
-    ltx    LTX-Video's compression: 32x32 spatial, 8x temporal, 128 channels (1:192).
+    ltx    LTX-Video's compression: 32x32 spatial, 8x temporal, 128 channels (1:192), with its
+           stage layout: widths 128/256/512/512, the first three stages each halving time,
+           height and width.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ PRESETS: dict[str, VideoVAEConfig] = {
         latent_channels=16,
     ),
     "ltx": VideoVAEConfig(
-        patch_size=4, channels=(128, 256, 512, 512), downsample=((1, 2), (2, 2), (2, 2), (2, 1)),
+        patch_size=4, channels=(128, 256, 512, 512), downsample=((2, 2), (2, 2), (2, 2), (1, 1)),
         blocks_per_stage=2, mid_blocks=2, latent_channels=128, timestep_conditioning=True,
     ),
 }

@@ -45,11 +45,13 @@ from unidit.tokenizers.video_vae.blocks import (
     TimestepEmbedding,
     channel_shortcut,
     has_channel_shortcut,
+    norm_silu_conv,
     zero_init_,
 )
 from unidit.tokenizers.video_vae.causal_conv import CausalConv3d
 from unidit.tokenizers.video_vae.config import VideoVAEConfig
 from unidit.tokenizers.video_vae.gaussian import DiagonalGaussian
+from unidit.tokenizers.video_vae.streaming import chunk_bounds, run_in_chunks
 
 
 class VideoEncoder(nn.Module):
@@ -83,7 +85,7 @@ class VideoEncoder(nn.Module):
         x = rearrange(video, "b c t (h p) (w q) -> b (c p q) t h w", p=self.patch_size, q=self.patch_size)
         x = self.conv_in(x)  # (B, C0, T, H/p, W/p)
         x = self.mid(self.stages(x))  # (B, C_top, 1 + k, H/s, W/s)
-        params = self.conv_out(nn.functional.silu(self.norm_out(x)))  # (B, 2C, 1 + k, H/s, W/s)
+        params = norm_silu_conv(self.norm_out, self.conv_out, x)  # (B, 2C, 1 + k, H/s, W/s)
         shortcut = channel_shortcut(x, self.latent_channels)  # means start from channel-group averages
         if shortcut is None:
             return params
@@ -129,7 +131,7 @@ class VideoDecoder(nn.Module):
             x = upsample(x)  # (B, C', 1 + ft*k', fs*h', fs*w')
             for block in blocks:
                 x = block(x, cond)
-        out = self.conv_out(nn.functional.silu(self.norm_out(x, cond)))  # (B, 3p^2, T, H/p, W/p)
+        out = norm_silu_conv(self.norm_out, self.conv_out, x, cond)  # (B, 3p^2, T, H/p, W/p)
         shortcut = channel_shortcut(x, out.shape[1])
         x = out if shortcut is None else out + shortcut
         return rearrange(x, "b (c p q) t h w -> b c t (h p) (w q)", p=self.patch_size, q=self.patch_size)
@@ -169,26 +171,43 @@ class VideoVAE(nn.Module, PyTorchModelHubMixin):
             )
 
     # -- the VAE -------------------------------------------------------------------
-    def encode(self, video: Tensor) -> DiagonalGaussian:
-        """``video (B, 3, 1 + tc*k, H, W)`` in [-1, 1] -> posterior over raw latents ``(B, C, 1 + k, H/s, W/s)``."""
+    def encode(self, video: Tensor, latent_frames_per_chunk: int | None = None) -> DiagonalGaussian:
+        """``video (B, 3, 1 + tc*k, H, W)`` in [-1, 1] -> posterior over raw latents ``(B, C, 1 + k, H/s, W/s)``.
+
+        With ``latent_frames_per_chunk = n`` the clip streams through the encoder
+        in time chunks of ``tc*n`` frames (the first chunk ``1 + tc*(n-1)``), so
+        memory scales with the chunk; the result equals the whole-clip encoding
+        up to float rounding (:mod:`~unidit.tokenizers.video_vae.streaming`).
+        """
         if video.ndim != 5 or video.shape[1] != 3:
             raise ValueError(f"expected a video batch (B, 3, F, H, W), got shape {tuple(video.shape)}")
         self.check_video_shape(*video.shape[2:])
-        return DiagonalGaussian(self.encoder(video), self.config.logvar_clamp)
+        if latent_frames_per_chunk is None:
+            params = self.encoder(video)
+        else:
+            tc, n = self.temporal_compression, check_chunk(latent_frames_per_chunk)
+            params = run_in_chunks(self.encoder, video, chunk_bounds(video.shape[2], 1 + tc * (n - 1), tc * n))
+        return DiagonalGaussian(params, self.config.logvar_clamp)
 
-    def decode(self, z: Tensor, timestep: Tensor | float | None = None) -> Tensor:
+    def decode(self, z: Tensor, timestep: Tensor | float | None = None,
+               latent_frames_per_chunk: int | None = None) -> Tensor:
         """Raw latents ``(B, C, 1 + k, h, w)`` -> video ``(B, 3, 1 + tc*k, h*s, w*s)`` (unclamped).
 
         ``timestep`` (scalar or ``(B,)``) is the noise level of ``z`` for a
         timestep-conditioned decoder (None = clean, 0); other decoders ignore it.
         ``z`` is used as given: to decode as LTX does, noise a clean latent to the
-        timestep first (:meth:`noise_latents`).
+        timestep first (:meth:`noise_latents`). With ``latent_frames_per_chunk``
+        the latents stream through the decoder that many frames at a time, as in
+        :meth:`encode`.
         """
         if z.ndim != 5 or z.shape[1] != self.latent_channels:
             raise ValueError(f"expected latents (B, {self.latent_channels}, T, h, w), got shape {tuple(z.shape)}")
         if timestep is not None and not torch.is_tensor(timestep):
             timestep = torch.tensor(float(timestep))
-        return self.decoder(z, timestep)
+        if latent_frames_per_chunk is None:
+            return self.decoder(z, timestep)
+        n = check_chunk(latent_frames_per_chunk)
+        return run_in_chunks(self.decoder, z, chunk_bounds(z.shape[2], n, n), timestep)
 
     @staticmethod
     def noise_latents(z: Tensor, timestep: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
@@ -230,3 +249,10 @@ class VideoVAE(nn.Module, PyTorchModelHubMixin):
             raise ValueError("need at least two latent values per channel to fit statistics")
         self.latent_mean.copy_(per_channel.mean(dim=1))
         self.latent_std.copy_(per_channel.std(dim=1).clamp_min(1e-6))
+
+
+def check_chunk(latent_frames_per_chunk: int) -> int:
+    if isinstance(latent_frames_per_chunk, bool) or not isinstance(latent_frames_per_chunk, int) \
+            or latent_frames_per_chunk < 1:
+        raise ValueError(f"latent_frames_per_chunk must be a positive int or None, got {latent_frames_per_chunk!r}")
+    return latent_frames_per_chunk
