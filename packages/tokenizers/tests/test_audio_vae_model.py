@@ -53,7 +53,7 @@ def test_encode_decode_shapes(vae):
         assert vae.decode(posterior.mean).shape == (2, 1, 320 * 7)
         reconstruction, _ = vae(wav)
     assert reconstruction.shape == wav.shape
-    assert posterior.kl().shape == (2,)
+    assert posterior.kl_elements().shape == (2, 16, 7)
 
 
 def test_length_not_a_multiple_of_the_hop_is_a_clear_error(vae):

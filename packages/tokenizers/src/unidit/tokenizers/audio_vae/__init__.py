@@ -2,7 +2,7 @@
 
 from unidit.tokenizers.audio_vae.config import AUDIO_VAE_PRESETS, AudioVAEConfig, audio_vae_config
 from unidit.tokenizers.audio_vae.data import AudioClipDataset, AudioVAEDataModule
-from unidit.tokenizers.audio_vae.gaussian import DiagonalGaussian
+from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.audio_vae.losses import AudioVAELoss
 from unidit.tokenizers.audio_vae.metrics import (
     baseline_metrics,

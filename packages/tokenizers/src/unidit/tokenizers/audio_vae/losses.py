@@ -16,7 +16,7 @@ from __future__ import annotations
 import auraloss
 import torch
 from torch import Tensor, nn
-from unidit.tokenizers.audio_vae.gaussian import DiagonalGaussian
+from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.audio_vae.metrics import log_mel
 
 DEFAULT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
@@ -81,7 +81,8 @@ class AudioVAELoss(nn.Module):
         terms = {
             "stft": self.stft(reconstruction, target),  # (B, 1, T) pairs
             "l1": (reconstruction - target).abs().mean(),
-            "kl": posterior.kl().mean(),
+            # summed over channels, averaged over frames (Stable Audio's normalisation, so its KL weight carries over)
+            "kl": posterior.kl_elements().sum(dim=1).mean(dim=1).mean(),
         }
         loss = self.stft_weight * terms["stft"] + self.l1_weight * terms["l1"] + self.kl_weight * terms["kl"]
         if self.mel is not None:

@@ -23,7 +23,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from unidit.tokenizers.audio_vae.blocks import DecoderBlock, EncoderBlock, Snake, conv1d
 from unidit.tokenizers.audio_vae.config import AudioVAEConfig
-from unidit.tokenizers.audio_vae.gaussian import DiagonalGaussian
+from unidit.tokenizers.gaussian import DiagonalGaussian
 
 
 class OobleckEncoder(nn.Module):

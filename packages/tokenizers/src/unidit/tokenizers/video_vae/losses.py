@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from unidit.tokenizers.video_vae.gaussian import DiagonalGaussian
+from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.video_vae.metrics import ssim_frames
 
 LOSS_SSIM_WINDOW = 7  # small enough to leave room at the pyramid's coarse levels
@@ -60,7 +60,7 @@ def vae_loss(
     parts = {
         "l1": (recon - target).abs().mean(),
         "ssim": pyramid_ssim_loss(recon, target),
-        "kl": posterior.kl().mean(),
+        "kl": posterior.kl_elements().flatten(1).mean(dim=1).mean(),  # averaged over latent elements
     }
     if fake_logits is not None:
         parts["adversarial"] = hinge_generator_loss(fake_logits)

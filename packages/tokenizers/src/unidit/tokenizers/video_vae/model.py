@@ -50,7 +50,7 @@ from unidit.tokenizers.video_vae.blocks import (
 )
 from unidit.tokenizers.video_vae.causal_conv import CausalConv3d
 from unidit.tokenizers.video_vae.config import VideoVAEConfig
-from unidit.tokenizers.video_vae.gaussian import DiagonalGaussian
+from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.video_vae.streaming import chunk_bounds, run_in_chunks
 
 
@@ -187,7 +187,8 @@ class VideoVAE(nn.Module, PyTorchModelHubMixin):
         else:
             tc, n = self.temporal_compression, check_chunk(latent_frames_per_chunk)
             params = run_in_chunks(self.encoder, video, chunk_bounds(video.shape[2], 1 + tc * (n - 1), tc * n))
-        return DiagonalGaussian(params, self.config.logvar_clamp)
+        clamp = self.config.logvar_clamp
+        return DiagonalGaussian.from_moments(params, (-clamp, clamp))
 
     def decode(self, z: Tensor, timestep: Tensor | float | None = None,
                latent_frames_per_chunk: int | None = None) -> Tensor:
