@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from unidit.tokenizers.meshes import write_ply
+from unidit.training.figures import save_figure_png, wrap_words
 
 
 def _as_cloud(cloud) -> np.ndarray:
@@ -70,33 +70,11 @@ def render_clouds_png(
             axes.set_zlim(-limit, limit)
             axes.set_box_aspect((1, 1, 1))
             axes.set_xticks([]), axes.set_yticks([]), axes.set_zticks([])
-            axes.set_title(_wrap(title), fontsize=8)
+            axes.set_title(wrap_words(title, 32), fontsize=8)
         figure.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-        os.close(handle)
-        try:
-            figure.savefig(tmp, format="png")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        return save_figure_png(figure, path)
     finally:
         plt.close(figure)
-    return path
-
-
-def _wrap(text: str, width: int = 32) -> str:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "\n".join([*lines, line]) if line else "\n".join(lines)
 
 
 def write_clouds_ply(directory: str | os.PathLike, clouds: list, names: list[str]) -> list[Path]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchaudio
 from unidit.tokenizers.audio_io import write_wav
+from unidit.training.figures import save_figure_png, wrap_words
 
 MEL_BINS = 64
 MEL_HOP_SECONDS = 0.01
@@ -63,12 +63,12 @@ def render_spectrograms_png(clips: list[np.ndarray], titles: list[str], path: st
             top = max(float(mel.max()), QUIET_DB)  # a near-silent clip stays dark instead of being stretched
             axis.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0.0, seconds, 0, MEL_BINS),
                         vmin=top - DYNAMIC_RANGE_DB, vmax=top)
-            axis.set_title(_wrap(title), fontsize=8)
+            axis.set_title(wrap_words(title, 60), fontsize=8)
             axis.set_xlabel("seconds", fontsize=7)
             axis.set_ylabel("mel bin", fontsize=7)
             axis.tick_params(labelsize=6)
         figure.tight_layout()
-        return _save(figure, Path(path))
+        return save_figure_png(figure, path)
     finally:
         plt.close(figure)
 
@@ -90,28 +90,3 @@ def write_clips(directory: str | os.PathLike, clips: list[np.ndarray], captions:
         render_spectrograms_png(clips[:count], captions[:count], directory / "overview.png", sample_rate,
                                 cols=2 if count > 1 else 1)
     return written
-
-
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _wrap(text: str, width: int = 60) -> str:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "\n".join([*lines, line]) if line else ""

@@ -9,11 +9,11 @@ Files are written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from unidit.tokenizers.video_io import write_mp4
+from unidit.training.figures import save_figure_png
 
 GAP = 2  # pixels between frames in a strip
 
@@ -33,22 +33,6 @@ def strip(clip: np.ndarray, every: int = 2) -> np.ndarray:
     for k, frame in enumerate(frames):  # a handful of frames, not a hot path
         out[:, k * (width + GAP) : k * (width + GAP) + width] = frame
     return out
-
-
-def save_figure_png(figure, path: str | os.PathLike) -> Path:
-    """Save a matplotlib figure to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def write_strips_png(path: str | os.PathLike, clips: list, titles: list[str], every: int = 2,
