@@ -2,7 +2,6 @@
 
 from unidit.tokenizers.audio_vae.config import AUDIO_VAE_PRESETS, AudioVAEConfig, audio_vae_config
 from unidit.tokenizers.audio_vae.data import AudioClipDataset, AudioVAEDataModule
-from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.audio_vae.losses import AudioVAELoss
 from unidit.tokenizers.audio_vae.metrics import (
     baseline_metrics,
@@ -15,6 +14,7 @@ from unidit.tokenizers.audio_vae.metrics import (
 from unidit.tokenizers.audio_vae.model import AudioVAE, pad_to_hop
 from unidit.tokenizers.audio_vae.module import AudioVAETraining
 from unidit.tokenizers.audio_vae.tiling import receptive_context, tiled_decode, tiled_encode
+from unidit.tokenizers.gaussian import DiagonalGaussian
 
 __all__ = [
     "AUDIO_VAE_PRESETS",

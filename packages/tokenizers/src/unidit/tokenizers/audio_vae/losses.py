@@ -16,8 +16,8 @@ from __future__ import annotations
 import auraloss
 import torch
 from torch import Tensor, nn
-from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.audio_vae.metrics import log_mel
+from unidit.tokenizers.gaussian import DiagonalGaussian
 
 DEFAULT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 

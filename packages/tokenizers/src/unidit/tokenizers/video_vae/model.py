@@ -35,6 +35,7 @@ from einops import rearrange
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
+from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.video_io import check_frame_count
 from unidit.tokenizers.video_vae.blocks import (
     DepthToSpaceTime,
@@ -50,7 +51,6 @@ from unidit.tokenizers.video_vae.blocks import (
 )
 from unidit.tokenizers.video_vae.causal_conv import CausalConv3d
 from unidit.tokenizers.video_vae.config import VideoVAEConfig
-from unidit.tokenizers.gaussian import DiagonalGaussian
 from unidit.tokenizers.video_vae.streaming import chunk_bounds, run_in_chunks
 
 
