@@ -95,34 +95,28 @@ def video_pair(s: VAESizes, frames: int):
 def run(s: VAESizes, rounds: int, log=print, runtime: Runtime | None = None) -> list[dict]:
     runtime = runtime or Runtime()
     rows = []
-    cases = [("AudioVAE", lambda: audio_pair(s), "AutoencoderOobleck", {}),
-             ("VideoVAE", lambda: video_pair(s, s.video_frames), "AutoencoderKLLTXVideo", {})]
+    # (ours, peer, inputs) makers and, per pair built, the ways ours runs: (row label, options)
+    cases = [("AudioVAE", lambda: audio_pair(s), "AutoencoderOobleck", [("AudioVAE", {})]),
+             ("VideoVAE", lambda: video_pair(s, s.video_frames), "AutoencoderKLLTXVideo", [("VideoVAE", {})])]
     if s.video_long_frames:
-        long_clip = lambda: video_pair(s, s.video_long_frames)  # noqa: E731
-        cases += [("VideoVAE", long_clip, "AutoencoderKLLTXVideo", {}),
-                  (f"VideoVAE, streamed {s.video_stream_chunk} latent frame a chunk", long_clip,
-                   "AutoencoderKLLTXVideo", {"latent_frames_per_chunk": s.video_stream_chunk})]
-    for name, make, peer, options in cases:
+        cases.append(("VideoVAE", lambda: video_pair(s, s.video_long_frames), "AutoencoderKLLTXVideo", [
+            ("VideoVAE", {}),
+            (f"VideoVAE, streamed {s.video_stream_chunk} latent frame a chunk",
+             {"latent_frames_per_chunk": s.video_stream_chunk}),
+        ]))
+    for kind, make, peer, variants in cases:
         torch.manual_seed(0)
         ours, theirs, x, units, unit = make()
         ours, theirs, x = ours.to(runtime.device), theirs.to(runtime.device), x.to(runtime.device)
         with torch.no_grad():
             z_ours = ours.encode(x).mode()
             z_theirs = theirs.encode(x).latent_dist.mode()
-        timestep = {"timestep": torch.full((x.shape[0],), 0.05, device=x.device)} if name.startswith("VideoVAE") \
+        timestep = {"timestep": torch.full((x.shape[0],), 0.05, device=x.device)} if kind == "VideoVAE" \
             and ours.config.timestep_conditioning else {}
-
-        @torch.no_grad()
-        def ours_encode():
-            return ours.encode(x, **options).mode()
 
         @torch.no_grad()
         def theirs_encode():
             return theirs.encode(x).latent_dist.mode()
-
-        @torch.no_grad()
-        def ours_decode():
-            return ours.decode(z_ours, **timestep, **options)
 
         @torch.no_grad()
         def theirs_decode():
@@ -130,12 +124,21 @@ def run(s: VAESizes, rounds: int, log=print, runtime: Runtime | None = None) -> 
                 return theirs.decode(z_theirs, temb=timestep["timestep"]).sample
             return theirs.decode(z_theirs).sample
 
-        for stage, fa, fb in (("encode", ours_encode, theirs_encode), ("decode", ours_decode, theirs_decode)):
-            log(f"  {name} vs {peer}: {stage} ...")
-            res: PairResult = run_pair(fa, fb, rounds, names=(name, peer), runtime=runtime)
-            rows.append(dict(ours=name, theirs=peer, stage=stage, units=units, unit=unit,
-                             params_ours=n_params(ours), params_theirs=n_params(theirs),
-                             latent_ours=tuple(z_ours.shape), latent_theirs=tuple(z_theirs.shape),
-                             input=tuple(x.shape), result=res))
+        for name, options in variants:
+            @torch.no_grad()
+            def ours_encode():
+                return ours.encode(x, **options).mode()
+
+            @torch.no_grad()
+            def ours_decode():
+                return ours.decode(z_ours, **timestep, **options)
+
+            for stage, fa, fb in (("encode", ours_encode, theirs_encode), ("decode", ours_decode, theirs_decode)):
+                log(f"  {name} vs {peer}: {stage} ...")
+                res: PairResult = run_pair(fa, fb, rounds, names=(name, peer), runtime=runtime)
+                rows.append(dict(ours=name, theirs=peer, stage=stage, units=units, unit=unit,
+                                 params_ours=n_params(ours), params_theirs=n_params(theirs),
+                                 latent_ours=tuple(z_ours.shape), latent_theirs=tuple(z_theirs.shape),
+                                 input=tuple(x.shape), result=res))
         del ours, theirs
     return rows

@@ -51,7 +51,7 @@ from unidit.tokenizers.video_vae.blocks import (
 )
 from unidit.tokenizers.video_vae.causal_conv import CausalConv3d
 from unidit.tokenizers.video_vae.config import VideoVAEConfig
-from unidit.tokenizers.video_vae.streaming import chunk_bounds, run_in_chunks
+from unidit.tokenizers.video_vae.streaming import check_chunk, chunk_bounds, run_in_chunks
 
 
 class VideoEncoder(nn.Module):
@@ -250,10 +250,3 @@ class VideoVAE(nn.Module, PyTorchModelHubMixin):
             raise ValueError("need at least two latent values per channel to fit statistics")
         self.latent_mean.copy_(per_channel.mean(dim=1))
         self.latent_std.copy_(per_channel.std(dim=1).clamp_min(1e-6))
-
-
-def check_chunk(latent_frames_per_chunk: int) -> int:
-    if isinstance(latent_frames_per_chunk, bool) or not isinstance(latent_frames_per_chunk, int) \
-            or latent_frames_per_chunk < 1:
-        raise ValueError(f"latent_frames_per_chunk must be a positive int or None, got {latent_frames_per_chunk!r}")
-    return latent_frames_per_chunk

@@ -34,6 +34,14 @@ def time_streaming(module: nn.Module) -> Iterator[None]:
             layer.stop_stream()
 
 
+def check_chunk(latent_frames_per_chunk: int) -> int:
+    """The ``latent_frames_per_chunk`` a VAE call was given, if it is a positive int; else a clear error."""
+    if isinstance(latent_frames_per_chunk, bool) or not isinstance(latent_frames_per_chunk, int) \
+            or latent_frames_per_chunk < 1:
+        raise ValueError(f"latent_frames_per_chunk must be a positive int or None, got {latent_frames_per_chunk!r}")
+    return latent_frames_per_chunk
+
+
 def chunk_bounds(frames: int, first: int, step: int) -> list[tuple[int, int]]:
     """``[start, end)`` of each chunk: ``first`` frames, then ``step`` at a time (the last may be shorter)."""
     if frames < 1 or first < 1 or step < 1:
