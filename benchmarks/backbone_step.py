@@ -10,7 +10,9 @@ per row). Every model keeps its library's own initialisation.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -205,8 +207,12 @@ PEERS = {"flag_dit": ("FlagDiT", "LuminaNextDiT2DModel"), "mmdit": ("MMDiT", "SD
 
 def run(s: Sizes, rounds: int, log=print, runtime: Runtime | None = None,
         precisions: tuple[str, ...] = ("fp32",), compiled: tuple[bool, ...] = (False,),
-        label: str = "", archs: tuple[str, ...] = tuple(PEERS)) -> list[dict]:
+        label: str = "", archs: tuple[str, ...] = tuple(PEERS),
+        reference: Callable[[Runtime], float] | None = None) -> list[dict]:
     """One row per (architecture, latent size, precision, compiled or eager).
+
+    ``reference(runtime)``, when given, measures a reference FLOP/s in that runtime's precision after
+    every round (``PairResult.reference``), for the FLOP/s fractions.
 
     A case that runs out of GPU memory becomes a row with ``result=None`` instead of ending the run.
     """
@@ -233,7 +239,8 @@ def run(s: Sizes, rounds: int, log=print, runtime: Runtime | None = None,
                         fa, fb, tokens = steps(arch, a, b, s, grid, rt)
                         # compiled: one warm-up per graph (the 2nd also covers autotuned recompiles)
                         res: PairResult = run_pair(fa, fb, rounds, warmup=2 if use_compile else 1,
-                                                   names=(our_name, their_name), runtime=rt)
+                                                   names=(our_name, their_name), runtime=rt,
+                                                   reference=partial(reference, rt) if reference else None)
                         eager_a, eager_b, _ = steps(arch, ours, theirs, s, grid, rt)
                         row.update(tokens_ours=tokens["ours"], tokens_theirs=tokens["theirs"], result=res,
                                    flops_ours=count_flops(eager_a), flops_theirs=count_flops(eager_b))

@@ -106,6 +106,7 @@ class PairResult:
     times_b: list[float] = field(default_factory=list)
     mem_a: int = 0
     mem_b: int = 0
+    reference: list[float] = field(default_factory=list)  # the reference's FLOP/s, one per round (if any)
 
     @property
     def ratios(self) -> list[float]:  # B / A per round (> 1: A is faster)
@@ -113,8 +114,13 @@ class PairResult:
 
 
 def run_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], rounds: int, warmup: int = 1,
-             names: tuple[str, str] = ("A", "B"), runtime: Runtime | None = None) -> PairResult:
-    """Time ``fn_a`` and ``fn_b`` interleaved A B A B; warm-up excluded."""
+             names: tuple[str, str] = ("A", "B"), runtime: Runtime | None = None,
+             reference: Callable[[], float] | None = None) -> PairResult:
+    """Time ``fn_a`` and ``fn_b`` interleaved A B A B; warm-up excluded.
+
+    ``reference`` (a FLOP/s measurement such as :func:`sustained_matmul_flops_per_s`) runs after each
+    round's pair, so a rate divided by it is divided by what the machine did at that moment.
+    """
     runtime = runtime or Runtime()
     result = PairResult(*names)
     for _ in range(warmup):
@@ -129,6 +135,8 @@ def run_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], rounds: int
             fn()
             runtime.sync()
             times.append(time.perf_counter() - t0)
+        if reference is not None:
+            result.reference.append(reference())
     return result
 
 
@@ -137,8 +145,30 @@ def median_range(xs: list[float], scale: float = 1.0, fmt: str = "{:.3f}") -> st
     return f"{fmt.format(med)} ({fmt.format(min(xs) * scale)}–{fmt.format(max(xs) * scale)})"
 
 
+def sustained_matmul_flops_per_s(n: int = 1024, seconds: float = 1.0, runtime: Runtime | None = None) -> float:
+    """Dense square-matmul FLOP/s in the runtime's device and precision, held for about ``seconds``.
+
+    Matmuls back to back until ``seconds`` have passed (after one untimed), total FLOPs over total time:
+    a rate sustained over a stretch comparable to a training step, rather than the best single matmul.
+    """
+    runtime = runtime or Runtime()
+    dtype = torch.bfloat16 if runtime.precision == "bf16" else torch.float32
+    a = torch.randn(n, n, device=runtime.device, dtype=dtype)
+    b = torch.randn(n, n, device=runtime.device, dtype=dtype)
+    a @ b
+    runtime.sync()
+    count, t0 = 0, time.perf_counter()
+    while True:
+        a @ b
+        count += 1
+        runtime.sync()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return 2 * n**3 * count / elapsed
+
+
 def matmul_flops_per_s(n: int = 1024, rounds: int = 5, runtime: Runtime | None = None) -> float:
-    """Dense square-matmul FLOP/s in the runtime's device and precision, best of ``rounds``."""
+    """Dense square-matmul FLOP/s in the runtime's device and precision, best of ``rounds`` single matmuls."""
     runtime = runtime or Runtime()
     dtype = torch.bfloat16 if runtime.precision == "bf16" else torch.float32
     a = torch.randn(n, n, device=runtime.device, dtype=dtype)

@@ -27,8 +27,16 @@ import mixed_batch  # noqa: E402
 import sampling  # noqa: E402
 import vae  # noqa: E402
 from unidit.backbones.mlp import swiglu_hidden_dim  # noqa: E402
+from unidit.training.host_memory import ENV_SWITCH, retain_freed_host_memory  # noqa: E402
 
-from harness import Runtime, gpu_bf16_peak, matmul_flops_per_s, median_range, mib  # noqa: E402
+from harness import (  # noqa: E402
+    Runtime,
+    gpu_bf16_peak,
+    matmul_flops_per_s,
+    median_range,
+    mib,
+    sustained_matmul_flops_per_s,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (2 if args.quick else 5)
     large = (runtime.cuda and not args.quick) if args.large is None else args.large
     torch.set_num_threads(args.threads)
+    # as every `unidit` command does; it is process-wide, so both sides of every pair run under it
+    host_memory_retained = retain_freed_host_memory()
     if runtime.cuda:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
     import diffusers
@@ -84,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     matmul_n = 256 if args.quick else (8192 if runtime.cuda else 1024)
     peak_matmul = {p: matmul_flops_per_s(matmul_n, runtime=runtime.with_precision(p)) for p in precisions}
+    reference_seconds = 0.05 if args.quick else 1.0
+
+    def reference(rt: Runtime) -> float:
+        return sustained_matmul_flops_per_s(matmul_n, reference_seconds, rt)
+
     body: list[str] = []
 
     def write(done: bool) -> None:
@@ -105,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             f"- Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}",
             f"- Rounds: {rounds} timed rounds per case after a warm-up step, pairs interleaved A B A B in one "
             f"process; median (min–max); the ratio is taken round by round. {status}",
+            "- Host memory: " + ("glibc `malloc` keeps freed memory for reuse (`unidit.training.host_memory`, "
+                                 "as `unidit` commands run; process-wide, so both sides of every pair); "
+                                 f"`{ENV_SWITCH}=0` keeps the C library's defaults."
+                                 if host_memory_retained else "the C library's defaults."),
             "- Peak memory: " + ("`torch.cuda.max_memory_allocated` above the allocation before the step."
                                  if runtime.cuda else "the most tensor memory PyTorch's CPU allocator held during "
                                  "one extra step, above its level at the start (`torch.profiler` memory events)."),
@@ -123,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if "backbone" in sections:
         log("backbone training step")
-        rows = backbone_step.run(sizes, rounds, log, runtime, precisions)
+        rows = backbone_step.run(sizes, rounds, log, runtime, precisions, reference=reference)
         if large:
             log("backbone training step, GPU-sized")
             rows += backbone_step.run(backbone_step.LARGE, max(3, rounds - 2), log, runtime, precisions[-1:],
-                                      label="GPU-sized: ")
+                                      label="GPU-sized: ", reference=reference)
         body += backbone_table(rows)
         body += flops_table(rows, peak_matmul, runtime)
         write(done=False)
@@ -254,9 +273,12 @@ def flops_table(rows: list[dict], peak_matmul: dict[str, float], runtime: Runtim
         "FLOPs of one training step counted by `torch.utils.flop_counter.FlopCounterMode` (matmuls and "
         "scaled-dot-product attention, forward and backward, attention by PyTorch's formulas: 4·B·H·Lq·Lk·Dh "
         "forward, 2.5× that backward; elementwise ops not counted; PyTorch 2.11 has no formula for the CPU "
-        "attention kernel, so `backbone_step.CPU_ATTENTION_FLOPS` adds the same one), divided by the "
-        "median step time, as a fraction of a dense square matmul's FLOP/s measured in the same process at the "
-        f"same precision ({rates})"
+        "attention kernel, so `backbone_step.CPU_ATTENTION_FLOPS` adds the same one), over the step time. "
+        "*Matmul GFLOP/s* is a dense square matmul in the same process and precision, run back to back for "
+        "about a second after every round's pair (`harness.sustained_matmul_flops_per_s`); *fraction of "
+        "matmul* divides each round's step rate by that round's matmul rate, median (min–max) over the "
+        "rounds. *Fraction of best matmul* divides the median step rate by the fastest single matmul of ten "
+        f"timed at the start and end of the run ({rates}), a stricter yardstick"
         + (f"; MFU against the card's dense bf16 peak ({card_peak / 1e12:.0f} TFLOP/s)." if card_peak else "."),
         "",
     ]
@@ -268,10 +290,13 @@ def flops_table(rows: list[dict], peak_matmul: dict[str, float], runtime: Runtim
         for name, flops, times in ((r["label"] + r["ours"], r["flops_ours"], res.times_a),
                                    (r["label"] + r["theirs"], r["flops_theirs"], res.times_b)):
             rate = flops / statistics.median(times)
+            fractions = [flops / t / ref for t, ref in zip(times, res.reference, strict=True)]
             row = [name, r["precision"], "compiled" if r["compiled"] else "eager", str(r["latent_tokens"]),
-                   f"{flops / 1e9:.2f}", f"{rate / 1e9:.2f}", f"{rate / peak_matmul[r['precision']]:.2f}"]
+                   f"{flops / 1e9:.2f}", f"{rate / 1e9:.2f}", f"{statistics.median(res.reference) / 1e9:.1f}",
+                   median_range(fractions, fmt="{:.2f}"), f"{rate / peak_matmul[r['precision']]:.2f}"]
             body.append(row + ([f"{rate / card_peak:.3f}"] if card_peak else []))
-    header = ["model", "precision", "mode", "latent tokens", "GFLOP/step", "GFLOP/s", "fraction of matmul"]
+    header = ["model", "precision", "mode", "latent tokens", "GFLOP/step", "GFLOP/s", "matmul GFLOP/s",
+              "fraction of matmul", "fraction of best matmul"]
     return out + table(header + (["MFU"] if card_peak else []), body)
 
 

@@ -17,7 +17,7 @@ EXPECTED = {
         4, 4,  # 2 architectures x (fp32, bf16)
     ),
     "Achieved FLOP/s": (["model", "precision", "mode", "latent tokens", "GFLOP/step", "GFLOP/s",
-                         "fraction of matmul"], 8, 3),
+                         "matmul GFLOP/s", "fraction of matmul", "fraction of best matmul"], 8, 3),
     "Mixed-size batches": (["layout", "slots computed", "real tokens", "s/step", "real tokens/s", "vs padded",
                             "peak MiB"], 4, 1),
     "Sampling": (["ours", "cache interval", "network calls computed", "peer", "ours s/sample", "peer s/sample",

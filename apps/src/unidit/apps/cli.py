@@ -11,6 +11,8 @@ import importlib
 import sys
 import warnings
 
+from unidit.training.host_memory import retain_freed_host_memory
+
 # Noise from Lightning internals that says nothing to a user of this command: the
 # EMA copy of the denoiser is deliberately kept in eval mode during training.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unidit: unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
     if task not in TASK_APPS:
         raise SystemExit(f"unidit: unknown task {task!r}; expected one of {', '.join(sorted(TASK_APPS))}")
+    retain_freed_host_memory()  # CPU steps reuse freed memory instead of page-faulting it in again
     app = importlib.import_module(TASK_APPS[task])
     entry = {"fit": app.fit, "sample": app.sample, "eval": app.evaluate}[verb]
     entry(rest)
