@@ -130,3 +130,28 @@ def test_save_and_load_round_trip_config_weights_and_latent_stats(tmp_path):
 def test_fit_latent_stats_refuses_wrong_shapes(vae):
     with pytest.raises(ValueError, match=r"\(N, 16, T'\)"):
         vae.fit_latent_stats(torch.randn(4, 16))
+
+
+@pytest.mark.parametrize("patch_size", [1, 2])
+def test_encoder_convolutions_run_on_standard_strides_with_unchanged_values(patch_size):
+    """The patchified waveform is a strided view that convolutions would take as channels-last (slower
+    on the CPU); the encoder copies it to standard strides. Values and gradients match the view's."""
+    torch.manual_seed(0)
+    vae = AudioVAE(audio_vae_config("tiny", patch_size=patch_size))
+    first_level_inputs = []
+    conv = vae.encoder.net[1].body[0].body[1]  # first level, first residual unit's dilated conv
+    handle = conv.register_forward_pre_hook(lambda module, args: first_level_inputs.append(args[0]))
+    wav = torch.randn(2, 1, 8 * vae.hop_length)
+    moments = vae.encoder(wav)
+    handle.remove()
+    seen = first_level_inputs[0]
+    assert seen.stride() == torch.empty(seen.shape).stride()  # standard strides, not channels-last
+    grads = torch.autograd.grad(moments.square().sum(), list(vae.encoder.parameters()))
+
+    from einops import rearrange
+
+    as_view = vae.encoder.net(rearrange(wav, "b 1 (t p) -> b p t", p=patch_size))  # the layout it used to see
+    torch.testing.assert_close(moments, as_view, rtol=1e-5, atol=1e-6)
+    view_grads = torch.autograd.grad(as_view.square().sum(), list(vae.encoder.parameters()))
+    for got, expected in zip(grads, view_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
