@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from einops import rearrange
 from unidit.tokenizers.audio_vae import AudioVAE, AudioVAEConfig, DiagonalGaussian, audio_vae_config
 from unidit.tokenizers.audio_vae.blocks import Snake
 
@@ -147,9 +148,6 @@ def test_encoder_convolutions_run_on_standard_strides_with_unchanged_values(patc
     seen = first_level_inputs[0]
     assert seen.stride() == torch.empty(seen.shape).stride()  # standard strides, not channels-last
     grads = torch.autograd.grad(moments.square().sum(), list(vae.encoder.parameters()))
-
-    from einops import rearrange
-
     as_view = vae.encoder.net(rearrange(wav, "b 1 (t p) -> b p t", p=patch_size))  # the layout it used to see
     torch.testing.assert_close(moments, as_view, rtol=1e-5, atol=1e-6)
     view_grads = torch.autograd.grad(as_view.square().sum(), list(vae.encoder.parameters()))

@@ -11,8 +11,9 @@ from unidit.training import host_memory
 
 # Runs in a fresh process (mallopt settings are process-wide and one-way). The module is loaded from its
 # file so the child skips `unidit.training`'s Lightning imports. Three 20 MiB tensors and one of 48 MiB
-# (above the largest mmap threshold glibc accepts) are held at once and freed: glibc's bookkeeping (mallinfo2) shows whether they were mapped fresh or taken from the heap, and
-# whether the heap shrank when they were freed.
+# (above the largest mmap threshold glibc accepts) are held at once and freed: glibc's bookkeeping
+# (mallinfo2) shows whether they were mapped fresh or taken from the heap, and whether the heap shrank
+# when they were freed.
 CHILD = """
 import ctypes, importlib.util, json, sys
 import torch
@@ -31,7 +32,8 @@ held = [torch.empty(5 * 2**20).fill_(1.0) for _ in range(3)] + [torch.empty(12 *
 during = libc.mallinfo2()
 del held
 after = libc.mallinfo2()
-print(json.dumps(dict(applied=applied, mapped=during.hblkhd - before.hblkhd, heap_during=during.arena, heap_after=after.arena)))
+print(json.dumps(dict(applied=applied, mapped=during.hblkhd - before.hblkhd, heap_during=during.arena,
+                      heap_after=after.arena)))
 """
 MIB = 2**20
 

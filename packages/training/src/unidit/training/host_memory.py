@@ -12,14 +12,13 @@ counted up to 150,000 minor page faults (about 600 MB) per MMDiT training step a
 PyTorch's CPU performance guide recommends swapping in jemalloc or TCMalloc
 (``LD_PRELOAD``) for this reason. :func:`retain_freed_host_memory` gets the same
 effect from glibc itself, from inside the process, with ``mallopt`` (glibc manual,
-"Malloc Tunable Parameters"): no block gets a mapping of its own (the threshold is
-raised to its 32 MiB cap and the count of such mappings set to zero, so even the
-128 MiB weight copy oneDNN makes for the audio VAE's widest convolution comes from
-the heap), and the heap is not trimmed, so memory freed by one step is reused by
-the next. The cost is that the process keeps its peak heap (its resident size
-stays at the high-water mark), as PyTorch's CUDA caching allocator does on a GPU.
-``unidit`` commands call it at start; set ``UNIDIT_RETAIN_HOST_MEMORY=0`` to keep
-the C library's defaults.
+"Malloc Tunable Parameters"): no block gets a mapping of its own (the number of
+such mappings allowed is set to zero, so even the 128 MiB weight copy oneDNN makes
+for the audio VAE's widest convolution comes from the heap), and the heap is not
+trimmed, so memory freed by one step is reused by the next. The cost is that the
+process keeps its peak heap (its resident size stays at the high-water mark), as
+PyTorch's CUDA caching allocator does on a GPU. ``unidit`` commands call it at
+start; set ``UNIDIT_RETAIN_HOST_MEMORY=0`` to keep the C library's defaults.
 """
 
 from __future__ import annotations
@@ -32,10 +31,8 @@ import platform
 # mallopt parameter numbers from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
-_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 
-_MAX_MMAP_THRESHOLD = 32 * 2**20  # glibc's cap on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: free space at the heap top is kept up to 2 GiB
 _TOP_PAD = 64 * 2**20  # grow the heap in 64 MiB steps rather than page by page
 
@@ -63,10 +60,5 @@ def retain_freed_host_memory() -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    settings = (
-        (_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD),
-        (_M_MMAP_MAX, 0),  # not even blocks above the threshold get a mapping of their own
-        (_M_TRIM_THRESHOLD, _NEVER_TRIM),
-        (_M_TOP_PAD, _TOP_PAD),
-    )
+    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_TOP_PAD, _TOP_PAD))
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
