@@ -18,7 +18,8 @@ for the audio VAE's widest convolution comes from the heap), and the heap is not
 trimmed, so memory freed by one step is reused by the next. The cost is that the
 process keeps its peak heap (its resident size stays at the high-water mark), as
 PyTorch's CUDA caching allocator does on a GPU. ``unidit`` commands call it at
-start; set ``UNIDIT_RETAIN_HOST_MEMORY=0`` to keep the C library's defaults.
+start (scripts that train through the library can call it first themselves); set
+``UNIDIT_RETAIN_HOST_MEMORY=0`` to keep the C library's defaults.
 """
 
 from __future__ import annotations
