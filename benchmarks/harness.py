@@ -145,35 +145,39 @@ def median_range(xs: list[float], scale: float = 1.0, fmt: str = "{:.3f}") -> st
     return f"{fmt.format(med)} ({fmt.format(min(xs) * scale)}–{fmt.format(max(xs) * scale)})"
 
 
-def sustained_matmul_flops_per_s(n: int = 1024, seconds: float = 1.0, runtime: Runtime | None = None) -> float:
-    """Dense square-matmul FLOP/s in the runtime's device and precision, held for about ``seconds``.
-
-    Matmuls back to back until ``seconds`` have passed (after one untimed), total FLOPs over total time:
-    a rate sustained over a stretch comparable to a training step, rather than the best single matmul.
-    """
-    runtime = runtime or Runtime()
+def _square_operands(n: int, runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = torch.bfloat16 if runtime.precision == "bf16" else torch.float32
     a = torch.randn(n, n, device=runtime.device, dtype=dtype)
     b = torch.randn(n, n, device=runtime.device, dtype=dtype)
+    a @ b  # warm-up
+    runtime.sync()
+    return a, b
+
+
+def sustained_matmul_flops_per_s(n: int = 1024, seconds: float = 1.0, runtime: Runtime | None = None) -> float:
+    """Dense square-matmul FLOP/s in the runtime's device and precision, held for about ``seconds``.
+
+    One timed matmul sizes a run of back-to-back matmuls lasting about ``seconds`` (one sync at its end,
+    so a GPU queue never drains between them); total FLOPs over total time: a rate sustained over a
+    stretch comparable to a training step, rather than the best single matmul.
+    """
+    runtime = runtime or Runtime()
+    a, b = _square_operands(n, runtime)
+    t0 = time.perf_counter()
     a @ b
     runtime.sync()
-    count, t0 = 0, time.perf_counter()
-    while True:
+    count = max(1, round(seconds / (time.perf_counter() - t0)))
+    t0 = time.perf_counter()
+    for _ in range(count):
         a @ b
-        count += 1
-        runtime.sync()
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            return 2 * n**3 * count / elapsed
+    runtime.sync()
+    return 2 * n**3 * count / (time.perf_counter() - t0)
 
 
 def matmul_flops_per_s(n: int = 1024, rounds: int = 5, runtime: Runtime | None = None) -> float:
     """Dense square-matmul FLOP/s in the runtime's device and precision, best of ``rounds`` single matmuls."""
     runtime = runtime or Runtime()
-    dtype = torch.bfloat16 if runtime.precision == "bf16" else torch.float32
-    a = torch.randn(n, n, device=runtime.device, dtype=dtype)
-    b = torch.randn(n, n, device=runtime.device, dtype=dtype)
-    a @ b
+    a, b = _square_operands(n, runtime)
     best = float("inf")
     for _ in range(rounds):
         runtime.sync()
