@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
-from unidit.apps.shape3d import app
-from unidit.apps.task_cli import run_fit
+from unidit.apps.shape3d.app import APP
 from unidit.backbones.rectified_flow import RectifiedFlow
 
 TINY = [
@@ -63,7 +62,7 @@ def run(out: Path, cache: str, extra: list[str]):
             "--trainer.logger.init_args.save_dir", str(out), *extra]
     RectifiedFlow.loss = per_sample_loss
     try:
-        cli = run_fit(app.MODEL_CLASS, app.DATA_CLASS, app.FIT_CONFIG, args, extra_groups=app.EXTRA_GROUPS)
+        cli = APP.train(args)
     finally:  # run in-process by the test: leave the objective as it was
         RectifiedFlow.loss = _original_loss
     rank = cli.trainer.global_rank

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from unidit.apps.shape3d import app
-from unidit.apps.task_cli import run_fit
+from unidit.apps.shape3d.app import APP
 from unidit.training.checkpointing import PREEMPTED_EXIT_CODE
 
 TINY_FIT = [
@@ -65,9 +64,7 @@ def test_signal_writes_resumable_checkpoint(signum, tmp_path, shape_cache):
     assert stopped_at >= 2
     assert not (tmp_path / "shape3d" / "version_0" / "model").exists()  # no export after a preemption
 
-    resumed = run_fit(app.MODEL_CLASS, app.DATA_CLASS, app.FIT_CONFIG,
-                      [*common, "--trainer.max_steps", str(stopped_at + 2), "--ckpt_path", "last"],
-                      extra_groups=app.EXTRA_GROUPS)
+    resumed = APP.train([*common, "--trainer.max_steps", str(stopped_at + 2), "--ckpt_path", "last"])
     assert resumed.trainer.global_step == stopped_at + 2
 
 
@@ -88,11 +85,10 @@ def test_sigterm_during_validation_writes_resumable_checkpoint(tmp_path, shape_c
 
     monkeypatch.setattr(Shape3DTask, "validation_step", sigterm_in_validation)
     with pytest.raises(Preempted) as stopped:
-        run_fit(app.MODEL_CLASS, app.DATA_CLASS, app.FIT_CONFIG, common, extra_groups=app.EXTRA_GROUPS)
+        APP.train(common)
     assert stopped.value.code == PREEMPTED_EXIT_CODE
     monkeypatch.setattr(Shape3DTask, "validation_step", original)
     last = tmp_path / "shape3d" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 2
-    resumed = run_fit(app.MODEL_CLASS, app.DATA_CLASS, app.FIT_CONFIG, [*common, "--ckpt_path", "last"],
-                      extra_groups=app.EXTRA_GROUPS)
+    resumed = APP.train([*common, "--ckpt_path", "last"])
     assert resumed.trainer.global_step == 4

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from unidit.apps.shape3d import app
-from unidit.apps.task_cli import run_fit
+from unidit.apps.shape3d.app import APP
 from unidit.training.checkpointing import Preempted, PreemptionCheckpoint
 
 # 64 training clouds / batch 8 = 8 batches per epoch: stopping at 5 is mid-epoch and the
@@ -27,7 +26,7 @@ TINY_FIT = [
 def _fit(workdir: Path, cache: Path, *extra: str):
     args = [*TINY_FIT, "--data.cache_dir", str(cache), "--trainer.default_root_dir", str(workdir),
             "--trainer.logger.init_args.save_dir", str(workdir), *extra]
-    return run_fit(app.MODEL_CLASS, app.DATA_CLASS, app.FIT_CONFIG, args, extra_groups=app.EXTRA_GROUPS)
+    return APP.train(args)
 
 
 def _state(cli) -> dict[str, torch.Tensor]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +31,47 @@ TINY = [
 ]
 
 
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
-def fitted_run(tmp_path_factory, shape_cache):
-    workdir = tmp_path_factory.mktemp("fit")
-    args = ["fit", "shape3d", *TINY, "--data.cache_dir", str(shape_cache),
-            "--trainer.default_root_dir", str(workdir), "--trainer.logger.init_args.save_dir", str(workdir)]
-    assert main(args) == 0
+def fit_output(tmp_path_factory, shape_cache):
+    """One tiny fit with only ``--trainer.default_root_dir``, run from an empty working directory."""
+    workdir, cwd = tmp_path_factory.mktemp("fit"), tmp_path_factory.mktemp("cwd")
+    records = Records()
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addHandler(records)
+    args = ["fit", "shape3d", *TINY, "--data.cache_dir", str(shape_cache), "--trainer.default_root_dir", str(workdir)]
+    try:
+        with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            patch.chdir(cwd)
+            assert main(args) == 0
+    finally:
+        logger.removeHandler(records)
+    return workdir, cwd, [str(w.message) for w in caught], records.messages
+
+
+@pytest.fixture(scope="module")
+def fitted_run(fit_output):
+    workdir = fit_output[0]
     runs = sorted(workdir.glob("shape3d/version_*"))
     assert runs, list(workdir.rglob("*"))
     return runs[-1]
+
+
+def test_default_root_dir_holds_everything_and_fit_is_quiet(fit_output, fitted_run: Path):
+    workdir, cwd, warned, logged = fit_output
+    assert not list(cwd.iterdir())  # nothing written to the working directory (no ./runs)
+    assert {p.name for p in fitted_run.iterdir()} >= {"checkpoints", "model", "report", "metrics.csv"}
+    assert not [w for w in warned if "args parameter" in w]
+    assert not [m for m in logged if "litlogger" in m or m.startswith("💡")]
 
 
 def test_fit_writes_model_samples_and_metrics(fitted_run: Path):
@@ -84,8 +118,8 @@ def test_eval_from_lightning_checkpoint(fitted_run: Path, shape_cache, capsys):
     assert "classifier accuracy" in printed and "1-NNA-CD" in printed
 
 
-def test_cli_rejects_unknown_task_and_verb():
-    with pytest.raises(SystemExit, match="unknown task 'nope'"):
-        main(["fit", "nope"])
-    with pytest.raises(SystemExit, match="unknown verb 'train'"):
-        main(["train", "shape3d"])
+def test_cli_rejects_unknown_app_and_verb(capsys):
+    assert main(["fit", "nope"]) == 2
+    assert "unidit: error: unknown app 'nope'" in capsys.readouterr().err
+    assert main(["train", "shape3d"]) == 2
+    assert "unidit: error: unknown verb 'train'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import torch
 from unidit.tasks.shape3d.data import ShapeCloudDataset
 from unidit.tasks.shape3d.task import Shape3DTask
 from unidit.training.export import export_task, load_task
+from unidit.training.sampling import SamplingOptions
 
 
 def _tiny_task(**overrides) -> Shape3DTask:
@@ -51,7 +52,7 @@ def test_training_lowers_the_loss_on_embedded_shapes(small_shapes):
 def test_completion_keeps_known_points_bit_identical(small_shapes):
     task = _tiny_task().eval()
     known = torch.from_numpy(small_shapes["test"].points[:2, :300])  # (2, 300, 3)
-    clouds = task.sample_clouds(["a large sphere", "a small cube"], 512, steps=4, partial=known, cfg_scale=2.0)
+    clouds = task.sample_clouds(["a large sphere", "a small cube"], 512, partial=known, options=SamplingOptions(steps=4, cfg_scale=2.0))
     assert clouds.shape == (2, 512, 3)
     assert torch.equal(clouds[:, :300], known)
     assert not torch.equal(clouds[:, 300:], torch.zeros_like(clouds[:, 300:]))
@@ -68,8 +69,8 @@ def test_export_round_trips_bit_exactly(tmp_path):
     loaded = load_task(Shape3DTask, directory)
     for (name, a), (_, b) in zip(task.sampling_network().state_dict().items(), loaded.sampling_network().state_dict().items()):
         assert torch.equal(a, b), name
-    a = task.sample_clouds(["a tall cylinder"], 256, steps=3, seed=5)
-    b = loaded.sample_clouds(["a tall cylinder"], 256, steps=3, seed=5)
+    a = task.sample_clouds(["a tall cylinder"], 256, options=SamplingOptions(steps=3, seed=5))
+    b = loaded.sample_clouds(["a tall cylinder"], 256, options=SamplingOptions(steps=3, seed=5))
     assert torch.equal(a, b)
 
 

@@ -85,8 +85,7 @@ def test_sample_prompts_inpaint_and_continue(fitted_run: Path, tmp_path: Path):
     main(["sample", "t2a", "--ckpt", model, "--prompt", "a siren", "--continue", str(clip), "--seconds", "1",
           "--out", str(extended), "--steps", "2"])
     assert soundfile.info(str(next(extended.glob("*.wav")))).frames == 48000
-    with pytest.raises(SystemExit, match="--inpaint needs --start and --end"):
-        main(["sample", "t2a", "--ckpt", model, "--prompt", "x", "--inpaint", str(clip), "--out", str(tmp_path)])
+    assert main(["sample", "t2a", "--ckpt", model, "--prompt", "x", "--inpaint", str(clip), "--out", str(tmp_path)]) == 2
 
 
 def test_eval_from_lightning_checkpoint_with_sweep(fitted_run: Path, workdir: Path, capsys):

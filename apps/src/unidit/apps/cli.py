@@ -1,16 +1,25 @@
-"""``unidit <verb> <task> [options]`` — the single entry point.
+"""``unidit <verb> <app> [options]`` — the single entry point.
 
-Verbs: ``fit`` (LightningCLI training from the task's YAML config, then
+Verbs: ``fit`` (LightningCLI training from the app's YAML config, then
 samples and metrics), ``sample`` (media files from a checkpoint) and ``eval``
-(the task's metric table). ``unidit fit shape3d --help`` lists every option.
+(the metric table). ``unidit fit shape3d --help`` lists every option.
+
+Expected mistakes (a missing or foreign checkpoint, an unreadable input file,
+an option out of range, an ``--out`` that is a file) print one line,
+``unidit: error: …``, and exit with status 2; ``--debug`` (or
+``UNIDIT_DEBUG=1``) shows the Python traceback instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 import warnings
 
+from jsonargparse import ArgumentError
+from unidit.apps.arguments import UsageError
 from unidit.training.host_memory import retain_freed_host_memory
 
 # Noise from Lightning internals that says nothing to a user of this command: the
@@ -18,20 +27,22 @@ from unidit.training.host_memory import retain_freed_host_memory
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
-# Task name → module holding that task's app (``fit``, ``sample``, ``evaluate`` functions).
-TASK_APPS = {
-    "shape3d": "unidit.apps.shape3d.app",
+# App name → "module:attribute" of a TaskApp declaration, or a module with fit / sample / evaluate functions.
+APPS = {
+    "shape3d": "unidit.apps.shape3d.app:APP",
+    "t2a": "unidit.apps.t2a.app:APP",
+    "t2v": "unidit.apps.t2v.app:APP",
     "audio-vae": "unidit.apps.audio_vae.app",
-    "t2a": "unidit.apps.t2a.app",
     "video-vae": "unidit.apps.video_vae.app",
-    "t2v": "unidit.apps.t2v.app",
 }
-VERBS = ("fit", "sample", "eval")
+VERBS = {"fit": "fit", "sample": "sample", "eval": "evaluate"}
+EXIT_USAGE = 2
+EXPECTED_ERRORS = (ValueError, OSError, ArgumentError)  # UsageError is a ValueError
 
-USAGE = f"""usage: unidit <verb> <task> [options]
+USAGE = f"""usage: unidit <verb> <app> [options] [--debug]
 
 verbs: {", ".join(VERBS)}
-tasks: {", ".join(sorted(TASK_APPS))}
+apps:  {", ".join(APPS)}
 
   unidit fit shape3d                       train on the embedded data, then write samples + metrics
   unidit fit shape3d --config my.yaml      any LightningCLI option/config overrides the defaults
@@ -46,24 +57,62 @@ tasks: {", ".join(sorted(TASK_APPS))}
 """
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning advertises a cloud logger on every run; a command line tool keeps its output to the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+def load_app(name: str):
+    """The app registered as ``name``: a ``TaskApp`` instance or a module with the three verbs."""
+    target, _, attribute = APPS[name].partition(":")
+    module = importlib.import_module(target)
+    return getattr(module, attribute) if attribute else module
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("UNIDIT_DEBUG", "").lower() in ("1", "true", "yes")
+    args = [a for a in args if a != "--debug"]
+    try:
+        return _run(args)
+    except EXPECTED_ERRORS as error:
+        if debug:
+            raise
+        print(f"unidit: error: {one_line(error)}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("unidit: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     if len(args) < 2:
-        print(USAGE, file=sys.stderr)
-        raise SystemExit(f"unidit: expected a verb and a task, got {' '.join(args)!r}")
-    verb, task, rest = args[0], args[1], args[2:]
+        raise UsageError(f"expected a verb and an app, got {' '.join(args)!r} (see unidit --help)")
+    verb, name, rest = args[0], args[1], args[2:]
     if verb not in VERBS:
-        raise SystemExit(f"unidit: unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
-    if task not in TASK_APPS:
-        raise SystemExit(f"unidit: unknown task {task!r}; expected one of {', '.join(sorted(TASK_APPS))}")
+        raise UsageError(f"unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
+    if name not in APPS:
+        raise UsageError(f"unknown app {name!r}; expected one of {', '.join(APPS)}")
     retain_freed_host_memory()  # CPU steps reuse freed memory instead of page-faulting it in again
-    app = importlib.import_module(TASK_APPS[task])
-    entry = {"fit": app.fit, "sample": app.sample, "eval": app.evaluate}[verb]
-    entry(rest)
+    for logger_name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(logger_name).addFilter(_DropLightningTips())
+    getattr(load_app(name), VERBS[verb])(rest)
     return 0
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (jsonargparse and chained errors span several)."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    if isinstance(error, FileNotFoundError) and error.filename and str(error.filename) not in text:
+        text = f"{error.filename}: {text}"
+    return text or type(error).__name__
 
 
 if __name__ == "__main__":

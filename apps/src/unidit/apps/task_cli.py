@@ -9,6 +9,8 @@ training) are plain classes whose typed ``__init__`` becomes a config group.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +18,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from unidit.training.checkpointing import AtomicCheckpointIO, Preempted, PreemptionCheckpoint, find_last_checkpoint
+from unidit.training.step_timer import StepTimer
 
 
 class TaskCLI(LightningCLI):
@@ -39,6 +42,22 @@ class TaskCLI(LightningCLI):
         for name, cls in self.extra_groups.items():
             parser.add_class_arguments(cls, name)
 
+    def before_instantiate_classes(self) -> None:
+        """A logger whose ``save_dir`` was left at the config's default writes under ``default_root_dir``.
+
+        So ``--trainer.default_root_dir DIR`` puts everything a run writes (logs,
+        checkpoints, the exported model, the report) under ``DIR``;
+        ``--trainer.logger.init_args.save_dir`` still chooses another folder.
+        """
+        trainer, defaults = self.config["trainer"], self.parser.get_defaults()["trainer"]
+        logger, default_logger = trainer.get("logger"), defaults.get("logger")
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or "save_dir" not in init_args:
+            return
+        default_save_dir = getattr(getattr(default_logger, "init_args", None), "save_dir", None)
+        if init_args.save_dir == default_save_dir and trainer.get("default_root_dir"):
+            init_args.save_dir = trainer["default_root_dir"]
+
     def _instantiate_trainer(self, config: dict, callbacks: list):
         config = dict(config)
         config["precision"] = cpu_precision(config.get("precision"), config.get("accelerator"))
@@ -50,6 +69,7 @@ class TaskCLI(LightningCLI):
         callbacks = list(callbacks)
         if not any(isinstance(c, PreemptionCheckpoint) for c in (config.get("callbacks") or [])):
             callbacks.append(PreemptionCheckpoint())
+        callbacks.append(StepTimer())  # the seconds per step of the closing summary
         return super()._instantiate_trainer(config, callbacks)
 
 
@@ -80,15 +100,26 @@ def cpu_precision(precision, accelerator) -> str | int | None:
 def build_cli(module_cls, data_cls, config: Path, argv: list[str], extra_groups: dict[str, type] | None = None):
     """Parse ``argv`` over the default ``config`` and instantiate model, data and trainer."""
     cli_cls = type("BoundTaskCLI", (TaskCLI,), {"extra_groups": dict(extra_groups or {})})
-    return cli_cls(
-        module_cls,
-        data_cls,
-        args=argv,
-        run=False,
-        parser_kwargs={"default_config_files": [str(config)]},
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+    with _only_program_name_in_sys_argv():  # the arguments are ``argv``; LightningCLI warns when sys.argv has more
+        return cli_cls(
+            module_cls,
+            data_cls,
+            args=argv,
+            run=False,
+            parser_kwargs={"default_config_files": [str(config)], "exit_on_error": False},
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
+
+
+@contextlib.contextmanager
+def _only_program_name_in_sys_argv():
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: dict[str, type] | None = None):
@@ -132,3 +163,17 @@ def run_directory(trainer) -> Path:
     if callback is not None and callback.dirpath:
         return Path(callback.dirpath).parent
     return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def checkpoint_hparam(ckpt_path: str | None, name: str):
+    """The hyper-parameter ``name`` a Lightning checkpoint was trained with (e.g. its tokenizer's folder), or None.
+
+    A resumed run must use the tokenizer it started with, not train a new one.
+    """
+    if ckpt_path is None or not Path(ckpt_path).is_file():
+        return None
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"--ckpt_path {ckpt_path}: cannot read it as a Lightning checkpoint ({error})") from error
+    return (checkpoint.get("hyper_parameters") or {}).get(name)

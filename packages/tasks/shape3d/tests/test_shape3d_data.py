@@ -161,7 +161,8 @@ def test_load_mesh_folder(tmp_path):
     assert shapes.points.shape == (3, 300, 3)
     assert shapes.captions == ["a box", "a ball, round", "a cone"]
     assert shapes.labels.tolist() == [-1, -1, -1]
-    assert np.allclose(np.linalg.norm(shapes.points[1], axis=1), 1.0, atol=0.05)
+    raw = shapes.frames.from_frame(shapes.points)  # (3, 300, 3) back in the files' units
+    assert np.allclose(np.linalg.norm(raw[1], axis=1), 1.0, atol=0.05)
     (tmp_path / "labelled.csv").write_text("file,caption,label\ncone.off,a cone,2\nmeshes/box.ply,a box,0\n")
     assert load_mesh_folder(tmp_path, "labelled.csv", num_points=10).labels.tolist() == [2, 0]
 

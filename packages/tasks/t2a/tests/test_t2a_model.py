@@ -10,6 +10,7 @@ from unidit.tasks.t2a.denoiser import PAD_TIME
 from unidit.tasks.t2a.latent_codec import encode_clips
 from unidit.tasks.t2a.task import Inpaint, T2ATask
 from unidit.tokenizers.audio_vae import AudioVAE, audio_vae_config
+from unidit.training.sampling import SamplingOptions
 
 CAPTIONS = ["a loud high beep, twice", "a quiet low hum", "a fast loud high siren"]
 
@@ -96,8 +97,8 @@ def test_inpainting_and_continuation_hold_latents_bit_identical():
     known = [torch.randn(16, 20), torch.randn(16, 12)]
     frames = [torch.arange(20), torch.arange(12)]
     held = [(frames[0] < 6) | (frames[0] >= 14), frames[1] < 8]  # in-paint [6, 14); continue after 8 frames
-    latents, _ = task.sample_latents(CAPTIONS[:2], steps=4, cfg_scale=3.0, cfg_rescale=0.5, known=known,
-                                     held_frames=held)
+    latents, _ = task.sample_latents(CAPTIONS[:2], known=known,
+                                     held_frames=held, options=SamplingOptions(steps=4, cfg_scale=3.0, cfg_rescale=0.5))
     for z, k, h in zip(latents, known, held):
         assert z.shape == k.shape
         assert torch.equal(z[:, h], k[:, h])  # bit for bit
@@ -111,14 +112,14 @@ def test_audio_inpainting_and_continuation_with_a_vae(tiny_vae_dir):
     clip = (0.3 * np.sin(2 * np.pi * 300 * np.arange(2 * rate) / rate)).astype(np.float32)  # 2 s
     clean = encode_clips(task.vae, [clip])[0]  # (C, 100)
     span = Inpaint(clip, 0.6, 1.2)
-    latents, lengths = task.sample_latents(["a beep"], steps=3, inpaint=span)
+    latents, lengths = task.sample_latents(["a beep"], inpaint=span, options=SamplingOptions(steps=3))
     frames = torch.arange(latents[0].shape[1])
     outside = (frames < 30) | (frames >= 60)
     assert lengths == [len(clip)]
     assert torch.equal(latents[0][:, outside], clean[:, outside])
-    audio = task.sample_audio(["a beep", "a hum"], [1.0, 0.5], steps=2, continuation=clip)
+    audio = task.sample_audio(["a beep", "a hum"], [1.0, 0.5], continuation=clip, options=SamplingOptions(steps=2))
     assert [len(a) for a in audio] == [3 * rate, int(2.5 * rate)]
-    prefix, _ = task.sample_latents(["a hum"], 1.0, steps=2, continuation=clip)
+    prefix, _ = task.sample_latents(["a hum"], 1.0, continuation=clip, options=SamplingOptions(steps=2))
     assert torch.equal(prefix[0][:, : len(clip) // hop], clean)
     with pytest.raises(ValueError, match="span"):
         task.sample_latents(["a beep"], inpaint=Inpaint(clip, 1.5, 3.0))
@@ -127,7 +128,7 @@ def test_audio_inpainting_and_continuation_with_a_vae(tiny_vae_dir):
 def test_variable_durations_in_one_batch(tiny_vae_dir):
     task = tiny_task(vae=tiny_vae_dir)
     task.eval()
-    audio = task.sample_audio(CAPTIONS, [0.5, 1.25, 0.3], steps=2, cfg_scale=2.0)
+    audio = task.sample_audio(CAPTIONS, [0.5, 1.25, 0.3], options=SamplingOptions(steps=2, cfg_scale=2.0))
     assert [len(a) for a in audio] == [8000, 20000, 4800]
     assert all(np.isfinite(a).all() and np.abs(a).max() <= 1.0 for a in audio)
 

@@ -15,6 +15,8 @@ from unidit.tasks.t2v.denoiser import VideoDenoiserConfig, VideoLatentDenoiser
 from unidit.tasks.t2v.task import VAE_FOLDER, T2VTask, load_t2v_task
 from unidit.tokenizers.video_vae import VideoVAE
 from unidit.training.export import export_task
+from unidit.training.sampling import SamplingOptions
+from unidit.backbones.latent_denoiser import slot_times
 
 
 def _tiny_task(vae_dir, **overrides) -> T2VTask:
@@ -57,7 +59,7 @@ def test_training_lowers_the_loss(tiny_vae_dir, latents, small_clips):
 def test_image_to_video_keeps_the_first_latent_frame_exactly(tiny_vae_dir, small_clips):
     task = _tiny_task(tiny_vae_dir).eval()
     image = small_clips.videos[3, 0]  # (64, 64, 3)
-    out = task.sample_latents(["a red circle grows", "a blue star falls"], steps=3, image=image, cfg_scale=2.0)
+    out = task.sample_latents(["a red circle grows", "a blue star falls"], image=image, options=SamplingOptions(steps=3, cfg_scale=2.0))
     held = task.encode_video(image[None, None])  # (1, C, 1, 8, 8): the image as a one-frame clip
     assert out.shape == (2, 4, 5, 8, 8)
     assert torch.equal(out[:, :, :1], held.expand(2, -1, -1, -1, -1))
@@ -65,22 +67,22 @@ def test_image_to_video_keeps_the_first_latent_frame_exactly(tiny_vae_dir, small
     # causal VAE: the image's latent is latent frame 0 of the clip that starts with it
     whole = task.encode_video(small_clips.videos[3:4])
     torch.testing.assert_close(whole[:, :, :1], held, atol=1e-5, rtol=1e-5)
-    videos = task.sample_videos(["a red circle grows"], steps=2, image=image)
+    videos = task.sample_videos(["a red circle grows"], image=image, options=SamplingOptions(steps=2))
     assert videos.shape == (1, 17, 64, 64, 3) and videos.dtype == np.uint8
 
 
 def test_extension_keeps_the_prefix_latents_exactly_and_can_run_longer(tiny_vae_dir, small_clips):
     task = _tiny_task(tiny_vae_dir).eval()
     prefix = small_clips.videos[5, :9]  # 9 frames -> 3 latent frames
-    out = task.sample_latents(["a green square rises"], steps=3, extend=prefix, num_frames=21, seed=1)
+    out = task.sample_latents(["a green square rises"], extend=prefix, num_frames=21, options=SamplingOptions(steps=3, seed=1))
     assert out.shape == (1, 4, 6, 8, 8)  # 21 frames -> 6 latent frames
     assert torch.equal(out[:, :, :3], task.encode_video(prefix[None]))
     with pytest.raises(ValueError, match="covers 5 latent frames; the output has only 5"):
-        task.sample_latents(["x"], steps=1, extend=small_clips.videos[5])
+        task.sample_latents(["x"], extend=small_clips.videos[5], options=SamplingOptions(steps=1))
     with pytest.raises(ValueError, match=r"num_frames must be 1 \+ k\*4"):
-        task.sample_latents(["x"], steps=1, num_frames=16)
+        task.sample_latents(["x"], num_frames=16, options=SamplingOptions(steps=1))
     with pytest.raises(ValueError, match="either image"):
-        task.sample_latents(["x"], steps=1, image=prefix[0], extend=prefix)
+        task.sample_latents(["x"], image=prefix[0], extend=prefix, options=SamplingOptions(steps=1))
 
 
 def test_training_holds_first_frames_clean(tiny_vae_dir, latents, small_clips):
@@ -96,7 +98,7 @@ def test_per_token_timesteps_follow_the_frames():
     t = torch.full((2, 5 * 64), 0.7)
     t[:, :64] = 0.0  # latent frame 0 held clean
     packed = pack(torch.zeros(2, 4, 5, 8, 8), (1, 2, 2))
-    token_t = denoiser._token_timesteps(t, 5, packed)  # (B, L)
+    token_t = slot_times(t.reshape(2, 5, 8, 8), packed)  # (B, L)
     frame = packed.positions[..., 0]
     for kind in (DATA, NEXTLINE, NEXTFRAME):
         at = packed.slot_kind == kind
@@ -114,8 +116,8 @@ def test_export_carries_its_vae_and_samples_identically(tiny_vae_dir, tmp_path):
     moved = shutil.move(str(tmp_path / "run"), str(tmp_path / "elsewhere"))
     loaded = load_t2v_task(f"{moved}/model")
     assert loaded.vae_path.endswith(f"elsewhere/model/{VAE_FOLDER}")
-    expected = task.sample_videos(["a white star spins"], steps=2, seed=3)
-    assert np.array_equal(loaded.sample_videos(["a white star spins"], steps=2, seed=3), expected)
+    expected = task.sample_videos(["a white star spins"], options=SamplingOptions(steps=2, seed=3))
+    assert np.array_equal(loaded.sample_videos(["a white star spins"], options=SamplingOptions(steps=2, seed=3)), expected)
 
 
 def test_bad_vae_and_clips_are_refused(tiny_vae_dir, tmp_path, small_clips):

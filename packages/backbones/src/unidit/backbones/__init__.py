@@ -15,7 +15,8 @@ from unidit.backbones.guidance import GuidedModel, cfg_combine
 from unidit.backbones.layout import PackedBatch, pack, pack_varlen, unpack, unpack_stacked
 from unidit.backbones.mmdit import MMDiT
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
-from unidit.backbones.samplers import SAMPLERS, timestep_schedule
+from unidit.backbones.samplers import SAMPLERS
+from unidit.backbones.time_schedule import timestep_schedule
 from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder, default_text_encoder_path
 
 __all__ = [

@@ -12,82 +12,24 @@ its own t: conditioning tokens (an image for image-to-video, the known span in
 in-painting, the observed voxels in completion) are held nearly clean with
 ``t_token = min(t, 1 - strength)``, as in LTX-Video (HaCohen et al. 2024, §3.4).
 
-The objective wraps any ``model_fn(x_t (B, L, C), t (B, L)) -> v (B, L, C)``;
-the backbone never sees noise or schedules.
+The objective wraps any ``model_fn(x_t (B, L, C), t) -> v (B, L, C)``, where
+``t`` is ``(B,)`` when no token is held (one time per sample) and ``(B, L)``
+with a :class:`Conditioning`; the backbone never sees noise or schedules.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from unidit.backbones.held_tokens import Conditioning
+from unidit.backbones.samplers import SAMPLERS
+from unidit.backbones.time_schedule import logit_normal_t, resolution_shift, shift_time, timestep_schedule
 
 ModelFn = Callable[[Tensor, Tensor], Tensor]
 
-
-def logit_normal_t(
-    batch: int,
-    mean: float = 0.0,
-    std: float = 1.0,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Sample ``t = sigmoid(u)``, ``u ~ N(mean, std²)`` (SD3 §3.1). Returns ``(B,)`` float32."""
-    draw_device = generator.device if generator is not None else device
-    u = torch.randn(batch, generator=generator, device=draw_device)  # (B,)
-    return torch.sigmoid(mean + std * u).to(device if device is not None else u.device)  # (B,)
-
-
-def shift_time(t: Tensor, shift: float | Tensor) -> Tensor:
-    """Time shift ``t' = s·t / (1 + (s - 1)·t)`` (SD3 §5.3.2); ``s > 1`` spends more time near noise."""
-    return shift * t / (1.0 + (shift - 1.0) * t)
-
-
-def resolution_shift(seq_len: float, base_seq_len: int = 256, base_shift: float = 1.0) -> float:
-    """Shift for a sequence of ``seq_len`` tokens: ``base_shift · sqrt(seq_len / base_seq_len)`` (SD3 §5.3.2).
-
-    SD3 derives the factor ``sqrt(m / n)`` from matching the signal-to-noise
-    ratio of a constant image at two resolutions with ``m`` and ``n`` pixels.
-    """
-    return float(base_shift * math.sqrt(float(seq_len) / float(base_seq_len)))
-
-
-@dataclass
-class Conditioning:
-    """Tokens held (nearly) clean during training and sampling (LTX-Video §3.4 per-token timesteps).
-
-    One mechanism for image-to-video, video extension, audio / motion
-    in-painting and continuation, and voxel completion.
-    """
-
-    x: Tensor  # (B, L, C) clean values of the conditioning tokens (other positions ignored)
-    mask: Tensor  # (B, L) bool, True at conditioning tokens
-    strength: float = 1.0  # held tokens use t = min(t, 1 - strength)
-
-    def token_t(self, t: Tensor) -> Tensor:
-        """Per-token time ``(B, L)`` from a per-sample ``(B,)``, per-token ``(B, L)`` or scalar ``t``."""
-        t = torch.as_tensor(t, device=self.mask.device)
-        if t.dim() == 1:
-            t = t[:, None]  # (B, 1)
-        t = t.expand(self.mask.shape)  # (B, L)
-        return torch.where(self.mask, t.clamp(max=1.0 - self.strength), t)  # (B, L)
-
-    def generated(self) -> Tensor:
-        """``(B, L)`` bool: the tokens being generated (not held)."""
-        return ~self.mask
-
-    def hold(self, x: Tensor, noise: Tensor, t_token: Tensor) -> Tensor:
-        """Reset the conditioning tokens of ``x`` to their noised value at their own time.
-
-        Where ``t_token`` is 0 the token becomes ``self.x`` bit for bit.
-        """
-        tt = t_token[..., None].to(x.dtype)  # (B, L, 1)
-        blended = (1.0 - tt) * self.x.to(x.dtype) + tt * noise  # (B, L, C)
-        held = torch.where(tt > 0, blended, self.x.to(x.dtype))  # (B, L, C)
-        return torch.where(self.mask[..., None], held, x)  # (B, L, C)
+__all__ = ["Conditioning", "RectifiedFlow", "logit_normal_t", "resolution_shift", "shift_time"]
 
 
 class RectifiedFlow:
@@ -154,11 +96,12 @@ class RectifiedFlow:
         eps = torch.randn(x0.shape, generator=generator, device=noise_device, dtype=x0.dtype)
         eps = eps.to(x0.device)  # (B, L, C)
         if cond is not None:
-            t_tok = cond.token_t(t)  # (B, L)
+            t_tok = cond.token_t(t)  # (B, L): held tokens carry their own time
             x0 = torch.where(cond.mask[..., None], cond.x.to(x0.dtype), x0)  # (B, L, C)
+            tt = t_tok[..., None].to(x0.dtype)  # (B, L, 1)
         else:
-            t_tok = t[:, None].expand(batch, length)  # (B, L)
-        tt = t_tok[..., None].to(x0.dtype)  # (B, L, 1)
+            t_tok = t  # (B,): every token of a sample shares its time, so the network may run adaLN per sample
+            tt = t[:, None, None].to(x0.dtype)  # (B, 1, 1)
         x_t = (1.0 - tt) * x0 + tt * eps  # (B, L, C)
         target = eps - x0  # (B, L, C)
         pred = model_fn(x_t, t_tok)  # (B, L, C)
@@ -192,9 +135,6 @@ class RectifiedFlow:
         used, scaled by resolution (from the longest valid length in ``mask``,
         or ``L``) when ``resolution_dependent_shift`` is set.
         """
-        # Imported here: samplers.py uses shift_time from this module.
-        from unidit.backbones.samplers import SAMPLERS, timestep_schedule
-
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
         if shift is None:

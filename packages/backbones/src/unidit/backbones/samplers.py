@@ -6,7 +6,8 @@ Esser et al. 2024, SD3 §2)::
 
     sampler(model_fn, x, timesteps, cond=None, callback=None) -> x0
 
-``model_fn(x (B, L, C), t (B, L)) -> v (B, L, C)`` sees one time per token.
+``model_fn(x (B, L, C), t) -> v (B, L, C)`` sees one time per sample, ``t (B,)``,
+or with a ``Conditioning`` one time per token, ``t (B, L)``.
 With a ``Conditioning`` the held tokens get ``t = min(t, 1 - strength)`` and,
 after every (sub)step, are reset to their clean value noised to their own time
 (LTX-Video §3.4). At strength 1 that time is 0 and they come out equal to
@@ -21,27 +22,13 @@ after every (sub)step, are reset to their clean value noised to their own time
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from unidit.backbones.rectified_flow import shift_time
-
-if TYPE_CHECKING:
-    from unidit.backbones.rectified_flow import Conditioning
+from unidit.backbones.held_tokens import Conditioning
 
 ModelFn = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
-
-
-def timestep_schedule(steps: int, shift: float = 1.0) -> Tensor:
-    """``steps + 1`` times from 1 to 0, uniform then time-shifted (SD3 §5.3.2). float32."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    t = torch.linspace(1.0, 0.0, steps + 1)  # (steps + 1,)
-    t = shift_time(t, shift)
-    t[0], t[-1] = 1.0, 0.0  # exact ends whatever the rounding of the shift
-    return t
 
 
 class _Stepper:
@@ -56,7 +43,7 @@ class _Stepper:
     def times(self, t: Tensor) -> Tensor:
         if self.cond is not None:
             return self.cond.token_t(t)  # (B, L)
-        return t.expand(self.token_shape)  # (B, L)
+        return t.expand(self.token_shape[:1])  # (B,): nothing held, one time per sample
 
     def hold(self, x: Tensor, t: Tensor) -> Tensor:
         if self.cond is None:

@@ -25,9 +25,18 @@ from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
 from unidit.training import rng_state
 from unidit.training.ema import EMAWeights
 from unidit.training.nonfinite import NonFiniteGuard
+from unidit.training.sampling import SamplingOptions
 from unidit.training.schedule import warmup_cosine
 
 NULL_CAPTION = ""  # the unconditional caption used for CFG dropout and guidance
+
+
+def check_mixture(**probabilities: float) -> None:
+    """Probabilities of mutually exclusive training modes (e.g. in-painting / continuation): each in
+    [0, 1] and together at most 1; a ValueError names them otherwise."""
+    names = ", ".join(f"{name}={value}" for name, value in probabilities.items())
+    if min(probabilities.values()) < 0 or sum(probabilities.values()) > 1:
+        raise ValueError(f"{names}: expected probabilities >= 0 whose sum is at most 1")
 
 
 @dataclass
@@ -219,29 +228,27 @@ class FlowMatchingTask(pl.LightningModule):
         self,
         captions: list[str],
         noise: Tensor,
+        options: SamplingOptions | None = None,
         *,
-        steps: int = 50,
-        sampler: str = "euler",
-        cfg_scale: float = 1.0,
-        cfg_rescale: float = 0.0,
         cond: Conditioning | None = None,
-        shift: float | None = None,
         use_ema: bool = True,
         callback: Callable | None = None,
-        cache_interval: int = 1,
-        cache_warmup: int = 2,
     ) -> Tensor:
         """Integrate the flow ODE from ``noise`` (B, L, C) to clean tokens for ``captions``.
 
-        Classifier-free guidance evaluates the conditional and unconditional
-        velocities in one batched call (cond and null captions stacked).
-        ``cache_interval > 1`` reuses the backbone's block outputs between
-        recomputations (FORA-style step caching, :mod:`unidit.backbones.step_cache`)
-        after ``cache_warmup`` fully computed network calls.
+        ``options`` (:class:`~unidit.training.sampling.SamplingOptions`) choose the
+        sampler, its steps, the guidance and the time shift; the noise is the
+        caller's (``options.seed`` is for drawing it). Classifier-free guidance
+        evaluates the conditional and unconditional velocities in one batched call
+        (cond and null captions stacked). ``options.cache_interval > 1`` reuses the
+        backbone's block outputs between recomputations (FORA-style step caching,
+        :mod:`unidit.backbones.step_cache`) after ``options.cache_warmup`` fully
+        computed network calls.
         """
+        options = options or SamplingOptions()
         network = self.sampling_network(use_ema)
         context, context_mask = self.encode_captions(list(captions))
-        if cfg_scale != 1.0:
+        if options.cfg_scale != 1.0:
             null_context, null_mask = self.encode_captions([NULL_CAPTION] * len(captions))
             context, context_mask = _stack_contexts(context, context_mask, null_context, null_mask)
 
@@ -249,15 +256,16 @@ class FlowMatchingTask(pl.LightningModule):
                 return network(x_t, t, context, context_mask)
 
             generated = None if cond is None else cond.generated()  # rescale statistics over these tokens only
-            velocity = GuidedModel(doubled, scale=cfg_scale, rescale_phi=cfg_rescale, mask=generated)
+            velocity = GuidedModel(doubled, scale=options.cfg_scale, rescale_phi=options.cfg_rescale, mask=generated)
         else:
 
             def velocity(x_t: Tensor, t: Tensor) -> Tensor:
                 return network(x_t, t, context, context_mask)
 
-        with cached_steps(network, interval=cache_interval, warmup=cache_warmup):
+        with cached_steps(network, interval=options.cache_interval, warmup=options.cache_warmup):
             return self.flow.sample(
-                velocity, noise, steps=steps, sampler=sampler, cond=cond, shift=shift, callback=callback
+                velocity, noise, steps=options.steps, sampler=options.sampler, cond=cond, shift=options.shift,
+                callback=callback,
             )
 
 

@@ -18,6 +18,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Iterator
 
+import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
@@ -140,3 +141,19 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._pending = (int(state["epoch"]), int(state["batches"]))
+
+
+def resumable_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0,
+                     lengths: list[int] | None = None, **loader_options: Any) -> ResumableDataLoader:
+    """The training loader every task uses: shuffled by ``(seed, epoch)``, whole batches, resumable.
+
+    ``lengths`` (one per sample) buckets batches by length (see
+    :class:`ResumableSampler`). The loader has its own generator, so creating
+    an iterator never draws from the global torch RNG. ``loader_options`` go to
+    the ``DataLoader`` (e.g. ``collate_fn``).
+    """
+    sampler = ResumableSampler(dataset, seed=seed, shuffle=True, drop_last=True, lengths=lengths,
+                               batch_size=batch_size)
+    return ResumableDataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                               num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+                               **loader_options)

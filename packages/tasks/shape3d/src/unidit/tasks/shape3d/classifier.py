@@ -7,36 +7,29 @@ convolutions with batch norm), a symmetric max-pool over points, and an MLP
 head.  It sees random 512-point subsets of each cloud (a cheap augmentation;
 PointNet §4 also drops points), optionally turned about the vertical axis.
 
-Weights are saved as ``model.safetensors`` beside a ``config.json``.
+It is an :class:`~unidit.training.evaluator.EvaluatorNetwork`: trained deterministically,
+saved as ``model.safetensors`` beside a ``config.json``, cached by a hash of its data.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from tqdm.auto import tqdm
-from unidit.training.model_cache import cache_root, load_or_train
+from unidit.training.evaluator import EvaluatorNetwork, evaluator_folder, load_or_train_evaluator, train_evaluator
 
 
-class PointNetClassifier(nn.Module):
+class PointNetClassifier(EvaluatorNetwork):
     """PointNet classification network over ``(B, N, 3)`` clouds."""
 
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (64, 128, 256), num_points: int = 512,
                  dropout: float = 0.3) -> None:
         super().__init__()
-        self.config = {"num_classes": num_classes, "widths": list(widths), "num_points": num_points,
-                       "dropout": dropout}
         self.num_points = num_points
         layers, width_in = [], 3
         for width in widths:
@@ -47,30 +40,13 @@ class PointNetClassifier(nn.Module):
             nn.Linear(width_in, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(dropout), nn.Linear(128, num_classes)
         )
 
+    def embed(self, points: Tensor) -> Tensor:
+        """``(B, N, 3)`` -> the max-pooled point features ``(B, 256)``."""
+        return self.point_mlp(rearrange(points, "b n c -> b c n")).amax(dim=2)  # (B, 256)
+
     def forward(self, points: Tensor) -> Tensor:
         """``(B, N, 3)`` -> logits ``(B, num_classes)``."""
-        features = self.point_mlp(rearrange(points, "b n c -> b c n"))  # (B, 256, N)
-        return self.head(features.amax(dim=2))  # (B, K)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(json.dumps(self.config, indent=2))
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "PointNetClassifier":
-        directory = Path(directory)
-        for name in ("config.json", "model.safetensors"):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"classifier checkpoint incomplete: {directory / name} is missing")
-        config = json.loads((directory / "config.json").read_text())
-        config["widths"] = tuple(config["widths"])
-        model = cls(**config)
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
-        return model.eval()
+        return self.head(self.embed(points))  # (B, K)
 
 
 def random_subsets(points: Tensor, num_points: int, generator: torch.Generator | None = None) -> Tensor:
@@ -91,43 +67,32 @@ def random_yaw(points: Tensor, generator: torch.Generator | None = None) -> Tens
 
 def train_point_classifier(
     points, labels, num_classes: int, epochs: int = 5, batch_size: int = 32, lr: float = 2e-3,
-    num_points: int = 512, rotate: bool = False, seed: int = 0, max_seconds: float | None = None,
-    progress: bool = False,
+    num_points: int = 512, rotate: bool = False, seed: int = 0, progress: bool = False,
 ) -> PointNetClassifier:
-    """Train a :class:`PointNetClassifier` with Adam and a cosine schedule.
+    """Train a :class:`PointNetClassifier` with Adam and a cosine schedule (deterministic for a seed).
 
     Args:
         points: ``(M, N, 3)`` clouds; labels: ``(M,)`` class indices.
         rotate: augment with random rotations about y.
-        max_seconds: stop early once this much wall time has passed.
     Returns:
         The trained model in eval mode.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     points = torch.as_tensor(np.asarray(points), dtype=torch.float32)  # (M, N, 3)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)  # (M,)
-    model = PointNetClassifier(num_classes, num_points=num_points)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = max(1, len(points) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    start = time.monotonic()
-    model.train()
-    for _ in tqdm(range(epochs), desc="PointNet", disable=not progress):
+
+    def epoch(generator: torch.Generator):
         order = torch.randperm(len(points), generator=generator)
         for step in range(steps_per_epoch):
             index = order[step * batch_size : (step + 1) * batch_size]
             batch = random_subsets(points[index], num_points, generator)  # (b, n, 3)
-            if rotate:
-                batch = random_yaw(batch, generator)
-            loss = F.cross_entropy(model(batch), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        if max_seconds is not None and time.monotonic() - start > max_seconds:
-            break
-    return model.eval()
+            yield (random_yaw(batch, generator) if rotate else batch), labels[index]
+
+    return train_evaluator(
+        lambda: PointNetClassifier(num_classes, num_points=num_points), epoch,
+        lambda model, batch: F.cross_entropy(model(batch[0]), batch[1]),
+        epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed, progress=progress, desc="PointNet",
+    )
 
 
 @torch.no_grad()
@@ -160,9 +125,7 @@ def load_or_train_classifier(train, cache_dir: str | os.PathLike | None = None, 
     labels = np.ascontiguousarray(train.labels, dtype=np.int64)
     names = list(getattr(train, "label_names", []) or [])
     num_classes = max(len(names), int(labels.max()) + 1)
-    digest = hashlib.sha256(points.tobytes())
-    digest.update(labels.tobytes())
-    digest.update(json.dumps({"v": 1, "seed": seed, "k": num_classes, **train_kwargs}, sort_keys=True).encode())
-    folder = cache_root(cache_dir) / "shape3d" / f"classifier-{digest.hexdigest()[:16]}"
-    return load_or_train(folder, PointNetClassifier.from_pretrained,
-                         lambda: train_point_classifier(points, labels, num_classes, seed=seed, **train_kwargs))
+    folder = evaluator_folder("shape3d", "classifier", points, labels, cache_dir=cache_dir, v=2, seed=seed,
+                              k=num_classes, **train_kwargs)
+    return load_or_train_evaluator(PointNetClassifier, folder,
+                                   lambda: train_point_classifier(points, labels, num_classes, seed=seed, **train_kwargs))

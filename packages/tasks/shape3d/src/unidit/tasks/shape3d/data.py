@@ -5,6 +5,11 @@ caption and one integer label per cloud, the format DiT-3D (Mo et al. 2023)
 trains on: PointFlow's PC15k (Yang et al. 2019) stores each ShapeNet model as
 ``<root>/<synset_id>/{train,val,test}/<model_id>.npy`` of shape ``(15000, 3)``
 and models see 2048 points drawn from it (PVD, Zhou et al. 2021, §5).
+
+Every :class:`ShapeSet` is in the training frame of :mod:`unidit.tasks.shape3d.frame`
+(the frame the embedded primitives are made in) and keeps, in ``frames``, the
+transform from each cloud's file units: PC15k and mesh folders are normalised
+by dataset statistics on load, the embedded data needs nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from unidit.tasks.shape3d.frame import ShapeFrames
 from unidit.tasks.shape3d.primitives import KINDS, ShapeSpec, caption, random_spec, sample_points
 from unidit.tokenizers.meshes import load_points
+from unidit.training.bad_samples import read_or_skip
 from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
 from unidit.training.model_cache import cache_root
 
@@ -44,6 +51,10 @@ class ShapeSet:
 
     ``specs`` holds the primitive spec of each embedded cloud (None for real
     data); ``label_names[k]`` names label ``k`` (empty when unlabelled, -1).
+    ``points`` are in the training frame; ``frames[i].from_frame(points[i])``
+    gives cloud ``i`` back in its file's units, and ``frames.shared()`` maps
+    generated clouds into those units (see :mod:`unidit.tasks.shape3d.frame`).
+    ``frames`` defaults to the identity: clouds made in the frame (embedded).
     """
 
     points: np.ndarray
@@ -51,6 +62,13 @@ class ShapeSet:
     labels: np.ndarray
     specs: list[ShapeSpec | None] = field(default_factory=list)
     label_names: list[str] = field(default_factory=list)
+    frames: ShapeFrames | None = None
+
+    def __post_init__(self) -> None:
+        if self.frames is None:
+            self.frames = ShapeFrames.identity(len(self.points))
+        elif len(self.frames) != len(self.points):
+            raise ValueError(f"{len(self.frames)} frames for {len(self.points)} clouds")
 
     def __len__(self) -> int:
         return len(self.points)
@@ -60,7 +78,7 @@ class ShapeSet:
         index = np.asarray(index, dtype=np.int64)
         specs = [self.specs[i] for i in index] if self.specs else []
         return ShapeSet(self.points[index], [self.captions[i] for i in index], self.labels[index], specs,
-                        list(self.label_names))
+                        list(self.label_names), self.frames.subset(index))
 
     def split(self, seed: int = 0, fractions: tuple[float, float] = (0.1, 0.1)) -> dict[str, "ShapeSet"]:
         """Shuffle deterministically and cut into train / val / test.
@@ -196,23 +214,47 @@ def load_pc15k(
     split: str = "train",
     num_points: int = 2048,
     seed: int = 0,
+    scale: float | None = None,
 ) -> ShapeSet:
-    """Read ShapeNet PC15k (PointFlow layout) as ``num_points``-point clouds.
+    """Read ShapeNet PC15k (PointFlow layout) as ``num_points``-point clouds in the training frame.
 
     Args:
         root: folder holding ``<synset_id>/<split>/<model_id>.npy``.
         synsets: synset ids to read (label = position in this list); all
             synset folders under ``root`` (sorted) when None.
         split: ``train``, ``val`` or ``test``.
+        scale: the dataset scale (e.g. ``train.frames.scale``); by default the
+            train split's, see below.
     Captions are "a <category>" ("an airplane") from :data:`SYNSET_NAMES` (unknown ids are
     used as their own name).  Each file is subsampled without replacement,
     deterministically from ``seed`` and the file's position.
+
+    The clouds are normalised by dataset statistics of the **train** split, as
+    PointFlow (Yang et al. 2019) and PVD do for PC15k, so every split shares one
+    scale (:meth:`ShapeFrames.fit`: each cloud centred at its own bounding-box
+    centre, the train clouds' 95th-percentile largest half-extent made 0.9).
+    For ``val`` / ``test`` without ``scale`` the train split is read too, once
+    per process (the scale is remembered per set of files, ``num_points`` and
+    ``seed``).  The transforms are kept in the result's ``frames``.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"PC15k root not found: {root} (expected <root>/<synset_id>/{split}/*.npy)")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    synsets, files = _pc15k_files(root, synsets, split)
+    raw = _read_pc15k(files, num_points, seed)  # (M, N, 3) file units
+    if scale is None:
+        scale = _pc15k_train_scale(root, synsets, num_points, seed, raw if split == "train" else None)
+    points, frames = _to_training_frame(raw, scale)
+    names = [SYNSET_NAMES.get(s, s) for s in synsets]
+    captions = [_with_article(names[label]) for label, _ in files]
+    labels = np.array([label for label, _ in files], dtype=np.int64)
+    return ShapeSet(points, captions, labels, [None] * len(files), names, frames)
+
+
+def _pc15k_files(root: Path, synsets: list[str] | None, split: str) -> tuple[list[str], list[tuple[int, Path]]]:
+    """The synset ids (all with a ``split`` folder when None) and ``(label, file)`` of each cloud."""
     if synsets is None:
         synsets = sorted(p.name for p in root.iterdir() if (p / split).is_dir())
         if not synsets:
@@ -226,18 +268,51 @@ def load_pc15k(
         if not found:
             raise ValueError(f"{folder}: empty split, expected <model_id>.npy files")
         files += [(label, path) for path in found]
-    points = np.stack([load_points(path, num_points, seed=seed + i) for i, (_, path) in enumerate(files)])
-    names = [SYNSET_NAMES.get(s, s) for s in synsets]
-    captions = [_with_article(names[label]) for label, _ in files]
-    labels = np.array([label for label, _ in files], dtype=np.int64)
-    return ShapeSet(points, captions, labels, [None] * len(files), names)
+    return list(synsets), files
+
+
+def _read_pc15k(files: list[tuple[int, Path]], num_points: int, seed: int) -> np.ndarray:
+    """The ``(M, num_points, 3)`` clouds of ``files`` in their own units, file ``i`` subsampled from ``seed + i``."""
+    return np.stack([load_points(path, num_points, seed=seed + i) for i, (_, path) in enumerate(files)])
+
+
+# Train-split scales computed in this process, keyed by the train files (path, mtime, size),
+# num_points and seed, so loading val and test after train does not read the train split again.
+_PC15K_TRAIN_SCALES: dict[tuple, float] = {}
+_PC15K_TRAIN_SCALES_KEPT = 8
+
+
+def _pc15k_train_scale(
+    root: Path, synsets: list[str], num_points: int, seed: int, train_clouds: np.ndarray | None
+) -> float:
+    """The dataset scale of the train split (``train_clouds`` when they are already read)."""
+    try:
+        _, files = _pc15k_files(root, synsets, "train")
+    except (OSError, ValueError) as error:
+        raise type(error)(
+            f"{error} (val and test clouds are scaled by the train split's statistics; pass scale= instead)"
+        ) from error
+    stats = [(path.resolve(), path.stat()) for _, path in files]
+    key = (num_points, seed, tuple((str(path), stat.st_mtime_ns, stat.st_size) for path, stat in stats))
+    if key not in _PC15K_TRAIN_SCALES:
+        clouds = train_clouds if train_clouds is not None else _read_pc15k(files, num_points, seed)  # (M, N, 3)
+        _PC15K_TRAIN_SCALES[key] = ShapeFrames.fit(clouds).scale
+        while len(_PC15K_TRAIN_SCALES) > _PC15K_TRAIN_SCALES_KEPT:
+            _PC15K_TRAIN_SCALES.pop(next(iter(_PC15K_TRAIN_SCALES)))
+    return _PC15K_TRAIN_SCALES[key]
+
+
+def _to_training_frame(clouds: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, ShapeFrames]:
+    """``(M, N, 3)`` clouds in file units -> float32 clouds in the training frame, and their frames.
+
+    Dataset statistics (:meth:`ShapeFrames.fit`); ``scale`` fixes the shared scale.
+    """
+    frames = ShapeFrames.fit(clouds, scale=scale)
+    return frames.to_frame(clouds).astype(np.float32), frames
 
 
 def _with_article(name: str) -> str:
     return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
-
-
-
 
 
 def load_mesh_folder(
@@ -258,6 +333,15 @@ def load_mesh_folder(
     Every problem raises an error naming the CSV line and the file; with
     ``skip_bad_samples`` bad rows are skipped instead, counted and printed
     (an error is still raised when no row is usable).
+
+    The clouds are returned in the training frame, normalised by dataset
+    statistics of the whole folder (:meth:`ShapeFrames.fit`: each cloud centred
+    at its own bounding-box centre, one scale mapping the 95th-percentile
+    largest half-extent to 0.9), so relative sizes between the shapes survive.
+    The statistic covers the held-out shapes too, since the folder is split into
+    train / val / test only after loading (:meth:`ShapeSet.split`); it is one
+    number, a percentile that no single shape moves much.  The transforms are
+    kept in ``frames``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -275,25 +359,14 @@ def load_mesh_folder(
     if not rows:
         raise ValueError(f"{table}: no rows; expected one 'file,caption' row per shape")
     resolved_root = root.resolve()
-    clouds, captions, labels, skipped = [], [], [], []
-    for line, row in enumerate(rows, start=2):
-        try:
-            cloud, text, label = _read_row(row, table, line, root, resolved_root, num_points, seed + line - 2)
-        except (OSError, ValueError) as error:
-            if not skip_bad_samples:
-                raise
-            skipped.append(str(error))
-            continue
-        clouds.append(cloud)
-        captions.append(text)
-        labels.append(label)
-    if skipped:
-        print(f"{table}: skipped {len(skipped)} bad sample(s) of {len(rows)}:", flush=True)
-        for reason in skipped:
-            print(f"  {reason}", flush=True)
-    if not clouds:
-        raise ValueError(f"{table}: none of the {len(rows)} rows is usable (all {len(skipped)} skipped)")
-    result = ShapeSet(np.stack(clouds), captions, np.array(labels, dtype=np.int64), [None] * len(clouds))
+    rows_read, skipped = read_or_skip(
+        list(enumerate(rows, start=2)),
+        lambda item: _read_row(item[1], table, item[0], root, resolved_root, num_points, seed + item[0] - 2),
+        str(table), skip_bad_samples, what="rows",
+    )
+    clouds, captions, labels = (list(column) for column in zip(*rows_read))
+    points, frames = _to_training_frame(np.stack(clouds))  # (M, N, 3) training frame
+    result = ShapeSet(points, captions, np.array(labels, dtype=np.int64), [None] * len(clouds), [], frames)
     result.skipped = skipped  # type: ignore[attr-defined]
     return result
 

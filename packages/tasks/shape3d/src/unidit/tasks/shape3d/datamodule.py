@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import lightning.pytorch as pl
-import torch
 from torch.utils.data import DataLoader
 from unidit.tasks.shape3d.data import (
     ShapeCloudDataset,
@@ -14,7 +13,7 @@ from unidit.tasks.shape3d.data import (
     load_mesh_folder,
     load_pc15k,
 )
-from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
+from unidit.training.resumable_sampler import resumable_loader
 
 
 class Shape3DData(pl.LightningDataModule):
@@ -93,26 +92,11 @@ class Shape3DData(pl.LightningDataModule):
             raise ValueError(f"data.source must be one of embedded, pc15k, meshes; got {h.source!r}")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = ShapeCloudDataset(self.splits[split])
         if shuffle:
-            dataset = ShapeCloudDataset(self.splits[split])
-            return ResumableDataLoader(
-                dataset,
-                batch_size=self.hparams.batch_size,
-                sampler=ResumableSampler(dataset, seed=self.hparams.seed, shuffle=True, drop_last=True),
-                drop_last=True,
-                num_workers=self.hparams.num_workers,
-                # its own generator: creating an iterator must not draw from the global torch RNG
-                generator=torch.Generator().manual_seed(self.hparams.seed),
-            )
-        generator = torch.Generator().manual_seed(self.hparams.seed)
-        return DataLoader(
-            ShapeCloudDataset(self.splits[split]),
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle,
-            num_workers=self.hparams.num_workers,
-            generator=generator,
-        )
+            return resumable_loader(dataset, self.hparams.batch_size, self.hparams.seed, self.hparams.num_workers)
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=False,
+                          num_workers=self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -13,51 +13,34 @@ held-out test split and are compared with the real clouds of that subset:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from unidit.tasks.shape3d.classifier import accuracy, load_or_train_classifier
 from unidit.tasks.shape3d.data import ShapeSet
 from unidit.tasks.shape3d.media import render_clouds_png, write_clouds_ply
 from unidit.tasks.shape3d.metrics import evaluate_clouds
+from unidit.training.report import Evaluation, sample_names
+from unidit.training.sampling import ReportOptions, generate_in_batches
 
 
 @dataclass
-class Shape3DReport:
-    """What ``unidit fit/eval shape3d`` generates and measures.
+class Shape3DReport(ReportOptions):
+    """What ``unidit fit/eval shape3d`` generates and measures: the sampling options of
+    :class:`~unidit.training.sampling.ReportOptions` (steps, sampler, guidance, seed, batch size, ...) and
 
     Attributes:
         per_kind: test clouds per shape kind that are generated and compared.
-        steps: ODE steps of the sampler.
-        sampler: euler, heun or midpoint.
-        cfg_scale: classifier-free guidance scale (1 = no guidance).
-        cfg_rescale: guidance rescale phi (EzAudio / Lin et al. 2024); 0 = plain CFG.
-        shift: sampling time shift (SD3 §5.3.2); None = the training shift.
-        cache_interval: FORA-style step caching: recompute the backbone blocks on one
-            network call in this many (1 = exact; see ``unidit.backbones.step_cache``).
-        cache_warmup: network calls always computed before caching starts.
         emd_points: points per cloud for exact EMD (assignment is cubic in points).
-        batch_size: clouds generated per batch.
-        num_written: prompts written as .ply + .png after the metrics.
-        seed: noise seed.
     """
 
-    per_kind: int = 20
-    steps: int = 30
-    sampler: str = "euler"
     cfg_scale: float = 2.0
     cfg_rescale: float = 0.7
-    shift: float | None = None
-    cache_interval: int = 1
-    cache_warmup: int = 2
-    emd_points: int = 256
     batch_size: int = 40
-    num_written: int = 8
-    seed: int = 0
+    per_kind: int = 20
+    emd_points: int = 256
 
 
 def balanced_indices(labels: np.ndarray, per_kind: int) -> np.ndarray:
@@ -66,40 +49,24 @@ def balanced_indices(labels: np.ndarray, per_kind: int) -> np.ndarray:
     return np.concatenate(chosen)
 
 
-def generate_in_batches(task, captions: list[str], report: Shape3DReport, num_points: int) -> torch.Tensor:
+def generate_clouds(task, captions: list[str], report: Shape3DReport, num_points: int) -> torch.Tensor:
     """(len(captions), num_points, 3) clouds, generated ``report.batch_size`` at a time."""
-    clouds = []
-    starts = range(0, len(captions), report.batch_size)
-    for batch_number, start in enumerate(tqdm(starts, desc="sampling", unit="batch")):
-        chunk = captions[start : start + report.batch_size]
-        clouds.append(
-            task.sample_clouds(
-                chunk,
-                num_points,
-                steps=report.steps,
-                sampler=report.sampler,
-                cfg_scale=report.cfg_scale,
-                cfg_rescale=report.cfg_rescale,
-                shift=report.shift,
-                cache_interval=report.cache_interval,
-                cache_warmup=report.cache_warmup,
-                seed=report.seed + batch_number,
-            ).cpu()
-        )
-    return torch.cat(clouds)
+    batches = generate_in_batches(
+        lambda part, options: task.sample_clouds(captions[part], num_points, options=options).cpu(),
+        len(captions), report, report.batch_size,
+    )
+    return torch.cat(batches)
 
 
-def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, cache_dir: str | None = None):
-    """Generate from test captions and measure.
-
-    Returns (metrics, generated clouds, their captions, their kind labels).
-    """
+def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, cache_dir: str | None = None
+                    ) -> Evaluation:
+    """Generate from test captions and measure (see the module docstring)."""
     test, train = splits["test"], splits["train"]
     index = balanced_indices(test.labels, report.per_kind)
     captions = [test.captions[i] for i in index]
     real = torch.from_numpy(test.points[index])  # (G, N, 3)
     labels = test.labels[index]
-    generated = generate_in_batches(task, captions, report, real.shape[1])  # (G, N, 3)
+    generated = generate_clouds(task, captions, report, real.shape[1])  # (G, N, 3)
 
     classifier = load_or_train_classifier(train, cache_dir=cache_dir)
     acc_generated = accuracy(classifier, generated.numpy(), labels)
@@ -122,19 +89,19 @@ def evaluate_shapes(task, splits: dict[str, ShapeSet], report: Shape3DReport, ca
         "num_generated": int(len(captions)),
         "report": asdict(report),
     }
-    return metrics, generated, captions, labels
+    # each generated cloud is written in the units of the real test cloud whose caption it was made from
+    in_data_units = test.frames.subset(index).from_frame(generated.numpy())  # (G, N, 3)
+    return Evaluation(metrics, format_table(metrics),
+                      lambda out: write_report_samples(out, in_data_units, captions, labels, report.num_written),
+                      summary=".ply samples and samples.png")
 
 
-def write_report(out_dir: str | Path, metrics: dict, generated: torch.Tensor, captions: list[str], labels=None, num_written: int = 8) -> Path:
-    """metrics.json, a .ply and a .png per written prompt, and samples.png (one cloud per kind first)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    picks = _one_per_kind(labels, num_written) if labels is not None else list(range(min(num_written, len(captions))))
-    clouds = [generated[i].numpy() for i in picks]
-    names = [f"{n:02d}_{slug(captions[i])}" for n, i in enumerate(picks)]
-    write_samples(out, clouds, [captions[i] for i in picks], names)
-    return out
+def write_report_samples(out: str | Path, generated: np.ndarray, captions: list[str], labels, num_written: int = 8
+                         ) -> None:
+    """A .ply and a .png per written prompt (one cloud per kind first) and samples.png."""
+    picks = _one_per_kind(labels, num_written)
+    chosen = [captions[i] for i in picks]
+    write_samples(out, [np.asarray(generated[i], dtype=np.float32) for i in picks], chosen, sample_names(chosen))
 
 
 def write_samples(out: str | Path, clouds: list, captions: list[str], names: list[str]) -> None:
@@ -173,9 +140,3 @@ def _one_per_kind(labels, count: int) -> list[int]:
             if len(order) == count:
                 return order
     return order
-
-
-def slug(text: str) -> str:
-    """A file-name-safe, lower-case version of a caption (at most 60 characters)."""
-    keep = "".join(c if c.isalnum() else "_" for c in text.lower())
-    return "_".join(part for part in keep.split("_") if part)[:60]

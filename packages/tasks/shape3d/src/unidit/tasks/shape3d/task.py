@@ -7,6 +7,7 @@ from torch import Tensor
 from unidit.backbones.rectified_flow import Conditioning
 from unidit.tasks.shape3d.denoiser import PointCloudDenoiser, PointDenoiserConfig
 from unidit.training.flow_task import FlowInputs, FlowMatchingTask
+from unidit.training.sampling import SamplingOptions
 
 
 class Shape3DTask(FlowMatchingTask):
@@ -77,44 +78,25 @@ class Shape3DTask(FlowMatchingTask):
         captions: list[str],
         num_points: int = 2048,
         *,
-        steps: int = 30,
-        sampler: str = "euler",
-        cfg_scale: float = 2.0,
-        cfg_rescale: float = 0.7,
+        options: SamplingOptions | None = None,
         partial: Tensor | None = None,
-        seed: int = 0,
         use_ema: bool = True,
         callback=None,
-        shift: float | None = None,
-        cache_interval: int = 1,
-        cache_warmup: int = 2,
     ) -> Tensor:
-        """Generate (B, num_points, 3) clouds; with ``partial`` (B, M, 3) keep those points
-        fixed (per-token t = 0) and generate the other ``num_points − M``."""
-        g = torch.Generator().manual_seed(seed)
+        """Generate (B, num_points, 3) clouds drawn with ``options``; with ``partial`` (B, M, 3) keep
+        those points fixed (per-token t = 0) as the first M points and generate the other ``num_points − M``."""
+        options = options or SamplingOptions()
+        if not captions:
+            raise ValueError("sample_clouds needs at least one caption")
+        g = torch.Generator().manual_seed(options.seed)
         noise = torch.randn(len(captions), num_points, 3, generator=g).to(self.device)  # (B, N, 3)
         cond = None
         if partial is not None:
             known = partial.shape[1]
             if known >= num_points:
                 raise ValueError(f"partial cloud has {known} points; need fewer than num_points={num_points}")
-            x = noise.clone()
-            x[:, :known] = partial.to(noise)
-            mask = torch.zeros(len(captions), num_points, dtype=torch.bool, device=noise.device)
-            mask[:, :known] = True
-            cond = Conditioning(x=x, mask=mask, strength=1.0)
-            noise = x
-        return self.generate(
-            captions,
-            noise,
-            steps=steps,
-            sampler=sampler,
-            cfg_scale=cfg_scale,
-            cfg_rescale=cfg_rescale,
-            cond=cond,
-            shift=shift,
-            use_ema=use_ema,
-            callback=callback,
-            cache_interval=cache_interval,
-            cache_warmup=cache_warmup,
-        )
+            mask = (torch.arange(num_points, device=noise.device) < known).expand(len(captions), -1)  # (B, N)
+            padded = torch.nn.functional.pad(partial.to(noise), (0, 0, 0, num_points - known))  # (B, N, 3)
+            cond = Conditioning.held_at(padded, mask, noise)
+            noise = cond.x
+        return self.generate(captions, noise, options, cond=cond, use_ema=use_ema, callback=callback)

@@ -18,23 +18,17 @@ the Fréchet distance is computed in.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio
 from einops import rearrange
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from tqdm.auto import tqdm
-from unidit.training.model_cache import cache_root, load_or_train
+from unidit.training.evaluator import EvaluatorNetwork, evaluator_folder, load_or_train_evaluator, train_evaluator
 
-CLASSIFIER_VERSION = 1  # bump when the network or its training changes
+CLASSIFIER_VERSION = 2  # bump when the network, its training or its saved format changes
 
 
 class LogMel(nn.Module):
@@ -46,19 +40,20 @@ class LogMel(nn.Module):
             sample_rate=sample_rate, n_fft=1024, hop_length=hop_length, n_mels=n_mels, f_min=30.0,
             f_max=sample_rate / 2, power=2.0,
         )
+        # the window is a view into a larger buffer; its own storage lets safetensors save it
+        self.mel.spectrogram.window = self.mel.spectrogram.window.clone()
 
     def forward(self, audio: Tensor) -> Tensor:
         return torch.log(self.mel(audio) + 1e-6)  # (B, M, F)
 
 
-class EventClassifier(nn.Module):
+class EventClassifier(EvaluatorNetwork):
     """A small PANNs-style CNN: log-mel ``(B, M, F)`` -> embedding ``(B, 2·E)`` -> logits ``(B, K)``."""
 
     def __init__(self, num_kinds: int, sample_rate: int = 16000, n_mels: int = 48,
                  widths: tuple[int, ...] = (16, 32, 64), embed_dim: int = 128) -> None:
         super().__init__()
-        self.config = {"num_kinds": num_kinds, "sample_rate": sample_rate, "n_mels": n_mels, "widths": list(widths),
-                       "embed_dim": embed_dim}
+        self.num_kinds, self._sample_rate = num_kinds, sample_rate
         self.log_mel = LogMel(sample_rate, n_mels)
         self.input_norm = nn.BatchNorm2d(1)
         blocks, width_in = [], 1
@@ -72,7 +67,7 @@ class EventClassifier(nn.Module):
 
     @property
     def sample_rate(self) -> int:
-        return self.config["sample_rate"]
+        return self._sample_rate
 
     def embed(self, audio: Tensor) -> Tensor:
         """Waveforms ``(B, T)`` (zero-padded to one length is fine) -> embeddings ``(B, 2·E)``."""
@@ -83,28 +78,6 @@ class EventClassifier(nn.Module):
 
     def forward(self, audio: Tensor) -> Tensor:
         return self.head(self.embed(audio))  # (B, K)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {
-            k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("log_mel")
-        }  # the mel filterbank is rebuilt from the config
-        save_file(weights, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(json.dumps(self.config, indent=2))
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "EventClassifier":
-        directory = Path(directory)
-        for name in ("config.json", "model.safetensors"):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"classifier checkpoint incomplete: {directory / name} is missing")
-        config = json.loads((directory / "config.json").read_text())
-        model = cls(config["num_kinds"], config["sample_rate"], config["n_mels"], tuple(config["widths"]),
-                    config["embed_dim"])
-        model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=False)
-        return model.eval()
 
 
 def pad_batch(waveforms: list[np.ndarray]) -> Tensor:
@@ -127,36 +100,29 @@ def multi_hot(kinds_per_clip: list[tuple[str, ...]], kinds: tuple[str, ...]) -> 
 def train_event_classifier(
     waveforms: list[np.ndarray], kinds_per_clip: list[tuple[str, ...]], kinds: tuple[str, ...],
     sample_rate: int = 16000, epochs: int = 6, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
-    max_seconds: float | None = None, progress: bool = True,
+    progress: bool = True,
 ) -> EventClassifier:
     """Train an :class:`EventClassifier` with Adam + cosine decay and BCE on multi-hot targets.
 
-    Clips are sorted into batches of similar length (little padding); batch order is shuffled.
-    Returns the model in eval mode.
+    Clips are sorted into batches of similar length (little padding); batch order is
+    shuffled and each clip's loudness jittered by up to ±6 dB. Returns the model in eval mode.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = EventClassifier(len(kinds), sample_rate)
     targets = multi_hot(kinds_per_clip, kinds)  # (M, K)
     by_length = np.argsort([len(w) for w in waveforms], kind="stable")
     batches = [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(batches)))
-    start = time.monotonic()
-    model.train()
-    for _ in tqdm(range(epochs), desc="event classifier", disable=not progress):
+
+    def epoch(generator: torch.Generator):
         for batch in torch.randperm(len(batches), generator=generator).tolist():
             index = batches[batch]
             audio = pad_batch([waveforms[i] for i in index])  # (b, T)
             gain = torch.exp(torch.empty(len(index), 1).uniform_(-0.7, 0.7, generator=generator))  # loudness jitter
-            loss = F.binary_cross_entropy_with_logits(model(audio * gain), targets[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        if max_seconds is not None and time.monotonic() - start > max_seconds:
-            break
-    return model.eval()
+            yield audio * gain, targets[index]
+
+    return train_evaluator(
+        lambda: EventClassifier(len(kinds), sample_rate), epoch,
+        lambda model, batch: F.binary_cross_entropy_with_logits(model(batch[0]), batch[1]),
+        epochs=epochs, steps_per_epoch=len(batches), lr=lr, seed=seed, progress=progress, desc="event classifier",
+    )
 
 
 @torch.no_grad()
@@ -166,7 +132,7 @@ def classify(
     """Kind scores ``(M, K)`` (sigmoid) and embeddings ``(M, 2E)`` of clips, batched by similar length."""
     model.eval()
     order = np.argsort([len(w) for w in waveforms], kind="stable")
-    scores = np.zeros((len(waveforms), model.config["num_kinds"]), dtype=np.float32)
+    scores = np.zeros((len(waveforms), model.num_kinds), dtype=np.float32)
     embeddings = np.zeros((len(waveforms), model.head.in_features), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
@@ -197,12 +163,14 @@ def load_or_train_classifier(
     """A classifier for a training set, cached as ``<cache_dir>/t2a/classifier-<hash>/`` (safetensors).
 
     The key covers the data seed, the clip count and total length, the kinds and
-    the training arguments, so another embedded set trains another classifier.
+    the training arguments (hashing every waveform's bytes would cost more than
+    it tells apart: the embedded set is a function of its seed and size).
     """
-    key = json.dumps({"v": CLASSIFIER_VERSION, "data_seed": data_seed, "sample_rate": sample_rate,
-                      "clips": len(waveforms), "samples": int(sum(len(w) for w in waveforms)),
-                      "kinds": list(kinds), **{k: v for k, v in train_kwargs.items() if k != "progress"}},
-                     sort_keys=True)
-    folder = cache_root(cache_dir) / "t2a" / f"classifier-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    return load_or_train(folder, EventClassifier.from_pretrained,
-                         lambda: train_event_classifier(waveforms, kinds_per_clip, kinds, sample_rate, **train_kwargs))
+    folder = evaluator_folder(
+        "t2a", "classifier", cache_dir=cache_dir, v=CLASSIFIER_VERSION, data_seed=data_seed, sample_rate=sample_rate,
+        clips=len(waveforms), samples=int(sum(len(w) for w in waveforms)), kinds=list(kinds),
+        **{k: v for k, v in train_kwargs.items() if k != "progress"},
+    )
+    return load_or_train_evaluator(
+        EventClassifier, folder,
+        lambda: train_event_classifier(waveforms, kinds_per_clip, kinds, sample_rate, **train_kwargs))

@@ -25,7 +25,7 @@ from unidit.tasks.t2a.data import SPLITS, ClipSet, default_cache_dir, embedded_c
 from unidit.tasks.t2a.latent_codec import encode_clips, weights_digest
 from unidit.tasks.t2a.real_data import load_audiocaps, load_clotho
 from unidit.tasks.t2a.task import load_frozen_vae
-from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
+from unidit.training.resumable_sampler import resumable_loader
 
 
 class LatentClipDataset(Dataset):
@@ -190,19 +190,9 @@ class T2AData(pl.LightningDataModule):
     # -- loaders --------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         dataset = LatentClipDataset(self.latents["train"], self.clips["train"].captions)
-        return ResumableDataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            sampler=ResumableSampler(
-                dataset, seed=self.hparams.seed, shuffle=True, drop_last=True,
-                lengths=[z.shape[-1] for z in dataset.latents] if self.hparams.bucket_by_length else None,
-                batch_size=self.hparams.batch_size,
-            ),
-            drop_last=True,
-            num_workers=self.hparams.num_workers,
-            collate_fn=collate_latent_clips,
-            generator=torch.Generator().manual_seed(self.hparams.seed),  # never draws from the global RNG
-        )
+        lengths = [z.shape[-1] for z in dataset.latents] if self.hparams.bucket_by_length else None
+        return resumable_loader(dataset, self.hparams.batch_size, self.hparams.seed, self.hparams.num_workers,
+                                lengths=lengths, collate_fn=collate_latent_clips)
 
     def val_dataloader(self) -> DataLoader:
         dataset = LatentClipDataset(self.latents["val"], self.clips["val"].captions)

@@ -17,33 +17,28 @@ there, so a sample comes out the same whatever it is batched with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
-from torch import Tensor, nn
-from unidit.backbones.build import build_backbone
-from unidit.backbones.config import backbone_config
-from unidit.backbones.layout import PackedBatch, pack
-from unidit.backbones.rectified_flow import Conditioning
+from torch import Tensor
+from unidit.backbones.held_tokens import Conditioning
+from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser
+from unidit.backbones.layout import PackedBatch
 from unidit.backbones.slots import DATA, PAD
 
 PAD_TIME = -1.0  # the time PAD slots carry; the denoiser masks tokens with t < 0
 
 
 @dataclass
-class LatentDenoiserConfig:
-    """Sizes of the latent-audio denoiser.
+class LatentDenoiserConfig(DenoiserConfig):
+    """Sizes of the latent-audio denoiser (``preset`` and ``backbone`` as in :class:`DenoiserConfig`).
 
     Attributes:
-        preset: backbone size preset (tiny, small, base, large).
-        backbone: overrides of the preset's ``BackboneConfig`` fields, e.g. ``{"arch": "mmdit"}``.
         latent_channels: channels C of the audio VAE's latents.
         patch_size: latent frames per token (`unidit fit t2a` uses 4 at 50 frames/s: 80 ms).
     """
 
-    preset: str = "small"
-    backbone: dict = field(default_factory=dict)
     latent_channels: int = 16
     patch_size: int = 2
 
@@ -59,21 +54,13 @@ class LatentDenoiserConfig:
         return self.latent_channels * self.patch_size
 
 
-class LatentAudioDenoiser(nn.Module, PyTorchModelHubMixin):
+class LatentAudioDenoiser(LatentDenoiser, PyTorchModelHubMixin):
     """Predicts the rectified-flow velocity of packed latent tokens ``(B, L, C·p)``."""
 
     def __init__(self, config: LatentDenoiserConfig):
-        super().__init__()
-        if isinstance(config, dict):
-            config = LatentDenoiserConfig(**config)
+        config = LatentDenoiserConfig.coerce(config)
+        super().__init__(config.backbone_config(), config.latent_channels, (config.patch_size,))
         self.config = config
-        self.backbone_config = backbone_config(config.preset, **config.backbone)
-        dim = self.backbone_config.dim
-        self.patch_embed = nn.Linear(config.token_width, dim)
-        self.backbone = build_backbone(self.backbone_config)
-        self.head = nn.Linear(dim, config.token_width)
-        nn.init.zeros_(self.head.weight)  # a fresh model predicts zero velocity (DiT's zero-initialised final layer)
-        nn.init.zeros_(self.head.bias)
 
     def forward(
         self,
@@ -87,15 +74,11 @@ class LatentAudioDenoiser(nn.Module, PyTorchModelHubMixin):
         token_t = t[:, None].expand(batch, length) if t.dim() == 1 else t  # (B, L)
         if key_mask is None:
             key_mask = token_t >= 0  # (B, L)
-        backbone_t = _per_sample_if_uniform(token_t.clamp_min(0.0), key_mask)  # (B,) or (B, L)
         positions = torch.zeros(batch, length, 3, dtype=torch.long, device=x.device)  # (B, L, 3)
         positions[..., 2] = torch.arange(length, device=x.device)  # 1-axis layout: (0, 0, l)
         slot_kind = torch.where(key_mask, DATA, PAD)  # (B, L)
-        hidden = self.backbone(
-            self.patch_embed(x), backbone_t, positions, slot_kind, key_mask,
-            context=context, context_mask=context_mask,
-        )  # (B, L, D)
-        return self.head(hidden) * key_mask[..., None].to(x.dtype)  # (B, L, C·p), zero at PAD
+        out = self.forward_slots(x, token_t.clamp_min(0.0), positions, slot_kind, key_mask, context, context_mask)
+        return out * key_mask[..., None].to(x.dtype)  # (B, L, C·p), zero at PAD
 
     def pack(self, latents: list[Tensor]) -> PackedBatch:
         """Lay out latents ``(C, T_i)`` (``T_i`` multiples of the patch size) as one padded batch."""
@@ -105,14 +88,7 @@ class LatentAudioDenoiser(nn.Module, PyTorchModelHubMixin):
                     f"expected latents (C={self.config.latent_channels}, T) with T a multiple of "
                     f"patch_size={self.config.patch_size}, got {tuple(z.shape)}"
                 )
-        return pack(list(latents), self.config.patch_size)
-
-
-def _per_sample_if_uniform(t: Tensor, key_mask: Tensor) -> Tensor:
-    """``(B,)`` when every valid token of a sample shares one t (adaLN then runs once per sample), else ``(B, L)``."""
-    high = torch.where(key_mask, t, torch.full_like(t, -1.0)).amax(dim=1)  # (B,)
-    low = torch.where(key_mask, t, torch.full_like(t, 2.0)).amin(dim=1)  # (B,)
-    return high if bool((high == low).all()) else t
+        return super().pack(list(latents))
 
 
 @dataclass

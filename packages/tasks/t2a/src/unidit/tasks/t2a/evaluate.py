@@ -19,65 +19,44 @@ clips:
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 from unidit.tasks.t2a.classifier import classify, load_or_train_classifier, top_k_correct
 from unidit.tasks.t2a.data import ClipSet
 from unidit.tasks.t2a.latent_codec import decode_latents, encode_clips
 from unidit.tasks.t2a.media import write_clips
 from unidit.tasks.t2a.sounds import KINDS
 from unidit.training.frechet import frechet_distance
+from unidit.training.report import Evaluation, spread_indices
+from unidit.training.sampling import ReportOptions, SamplingOptions, generate_in_batches
 
 
 @dataclass
-class T2AReport:
-    """What ``unidit fit/eval t2a`` generates and measures.
+class T2AReport(ReportOptions):
+    """What ``unidit fit/eval t2a`` generates and measures: the sampling options of
+    :class:`~unidit.training.sampling.ReportOptions` (steps, sampler, guidance, seed, batch size, ...) and
 
     Attributes:
         per_kind: test clips per event kind (by the caption's first event) that are generated.
-        steps: ODE steps of the sampler.
-        sampler: euler, heun or midpoint.
-        cfg_scale: classifier-free guidance scale w (1 = no guidance).
-        cfg_rescale: EzAudio's rescale phi; 0 = plain CFG.
-        shift: sampling time shift (None: the training shift).
-        cache_interval: recompute the backbone's blocks every N network calls (1 = no step caching).
         sweep: also measure every w in ``sweep_scales`` with phi = 0 and phi = ``sweep_rescale``.
         sweep_scales: guidance scales of the sweep.
         sweep_rescale: the phi of the sweep's rescaled rows.
-        batch_size: clips generated per batch.
-        num_written: generated clips written as wav + png after the metrics.
         classifier_epochs: training epochs of the event classifier (cached once trained).
-        seed: noise seed.
     """
 
-    per_kind: int = 24
     steps: int = 20
-    sampler: str = "heun"
+    sampler: Literal["euler", "heun", "midpoint"] = "heun"
     cfg_scale: float = 5.0
     cfg_rescale: float = 0.5
-    shift: float | None = None
-    cache_interval: int = 1
+    per_kind: int = 24
     sweep: bool = False
     sweep_scales: list[float] = field(default_factory=lambda: [1.0, 3.0, 5.0])
     sweep_rescale: float = 0.5
-    batch_size: int = 32
-    num_written: int = 8
     classifier_epochs: int = 6
-    seed: int = 0
-
-
-@dataclass
-class T2AResult:
-    """Metrics plus the generated clips (for writing) of one evaluation."""
-
-    metrics: dict
-    generated: list[np.ndarray]
-    captions: list[str]
-    sample_rate: int
 
 
 def balanced_indices(clips: ClipSet, per_kind: int) -> np.ndarray:
@@ -89,21 +68,18 @@ def balanced_indices(clips: ClipSet, per_kind: int) -> np.ndarray:
     return np.concatenate([np.flatnonzero(first == k)[:per_kind] for k in range(len(KINDS))])
 
 
-def generate_clips(task, captions: list[str], seconds: list[float], report: T2AReport, cfg_scale: float,
-                   cfg_rescale: float, desc: str = "sampling") -> list[np.ndarray]:
-    """Clips for ``captions`` of the given durations, ``report.batch_size`` at a time."""
-    out: list[np.ndarray] = []
-    starts = range(0, len(captions), report.batch_size)
-    for number, start in enumerate(tqdm(starts, desc=desc, unit="batch")):
-        chunk = slice(start, start + report.batch_size)
-        out += task.sample_audio(captions[chunk], seconds[chunk], steps=report.steps, sampler=report.sampler,
-                                 cfg_scale=cfg_scale, cfg_rescale=cfg_rescale, seed=report.seed + number,
-                                 shift=report.shift, cache_interval=report.cache_interval)
-    return out
+def generate_clips(task, captions: list[str], seconds: list[float], options: SamplingOptions, batch_size: int,
+                   desc: str = "sampling") -> list[np.ndarray]:
+    """Clips for ``captions`` of the given durations, ``batch_size`` at a time."""
+    batches = generate_in_batches(
+        lambda part, opts: task.sample_audio(captions[part], seconds[part], options=opts),
+        len(captions), options, batch_size, desc=desc,
+    )
+    return [clip for batch in batches for clip in batch]
 
 
 def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_seed: int = 0,
-                 cache_dir: str | None = None) -> T2AResult:
+                 cache_dir: str | None = None) -> Evaluation:
     """Generate from balanced test captions and measure (see the module docstring)."""
     test, train = clips["test"], clips["train"]
     index = balanced_indices(test, report.per_kind)
@@ -118,7 +94,8 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
     vae_correct = top_k_correct(classify(classifier, reconstruct(task.require_vae(), real.waveforms))[0], kinds, KINDS)
 
     def measure(scale: float, rescale: float, desc: str) -> tuple[dict, list[np.ndarray], np.ndarray]:
-        generated = generate_clips(task, real.captions, real.seconds, report, scale, rescale, desc)
+        options = dataclasses.replace(report.sampling(), cfg_scale=scale, cfg_rescale=rescale)
+        generated = generate_clips(task, real.captions, real.seconds, options, report.batch_size, desc)
         scores, embeddings = classify(classifier, generated)
         correct = top_k_correct(scores, kinds, KINDS)
         row = {
@@ -150,7 +127,10 @@ def evaluate_t2a(task, clips: dict[str, ClipSet], report: T2AReport, *, data_see
         grid = [(w, phi) for w in report.sweep_scales for phi in (0.0, report.sweep_rescale)]
         metrics["sweep"] = [main if (w, phi) == (report.cfg_scale, report.cfg_rescale)
                             else measure(w, phi, f"sweep w={w:g} phi={phi:g}")[0] for w, phi in grid]
-    return T2AResult(metrics, generated, list(real.captions), real.sample_rate)
+    captions = list(real.captions)
+    return Evaluation(metrics, format_table(metrics),
+                      lambda out: write_samples(out, generated, captions, real.sample_rate, report.num_written),
+                      summary="wav samples and spectrogram PNGs")
 
 
 def _by_kind(correct: np.ndarray, first_kind: np.ndarray) -> dict[str, float]:
@@ -164,21 +144,12 @@ def reconstruct(vae, waveforms: list[np.ndarray]) -> list[np.ndarray]:
     return [clip[: len(wave)] for clip, wave in zip(decoded, waveforms)]
 
 
-def write_report(out_dir: str | Path, result: T2AResult, num_written: int = 8) -> Path:
-    """metrics.json, then wav + spectrogram PNG for the first clip of each kind (up to ``num_written``)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
-    picks = _spread(len(result.captions), num_written)
-    write_clips(out, [result.generated[i] for i in picks], [result.captions[i] for i in picks], result.sample_rate)
-    return out
-
-
-def _spread(total: int, count: int) -> list[int]:
-    """``count`` indices spread evenly over ``total`` (the clips are ordered kind by kind)."""
-    if total == 0 or count <= 0:
-        return []
-    return sorted({int(i) for i in np.linspace(0, total - 1, min(count, total))})
+def write_samples(out_dir: str | Path, generated: list[np.ndarray], captions: list[str], sample_rate: int,
+                  num_written: int = 8) -> Path:
+    """wav + spectrogram PNG for clips spread over the kinds (up to ``num_written``), and overview.png."""
+    picks = spread_indices(len(captions), num_written)
+    write_clips(out_dir, [generated[i] for i in picks], [captions[i] for i in picks], sample_rate)
+    return Path(out_dir)
 
 
 def _number(value: float | None) -> str:

@@ -18,17 +18,12 @@ import torch
 import torchaudio
 from unidit.tokenizers.audio_io import write_wav
 from unidit.training.figures import save_figure_png, wrap_words
+from unidit.training.report import caption_slug
 
 MEL_BINS = 64
 MEL_HOP_SECONDS = 0.01
 DYNAMIC_RANGE_DB = 80.0  # colour range below the loudest cell
 QUIET_DB = 30.0  # the colour scale never tops out below this level (about a -20 dBFS tone)
-
-
-def slug(text: str) -> str:
-    """A file-name-safe, lower-case version of a caption (at most 60 characters)."""
-    keep = "".join(c if c.isalnum() else "_" for c in text.lower())
-    return "_".join(part for part in keep.split("_") if part)[:60] or "clip"
 
 
 def log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -82,7 +77,7 @@ def write_clips(directory: str | os.PathLike, clips: list[np.ndarray], captions:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for index, (clip, text) in enumerate(zip(clips, captions)):
-        stem = directory / f"{index:02d}_{slug(text)}"
+        stem = directory / f"{index:02d}_{caption_slug(text) or 'clip'}"
         written.append(write_wav(stem.with_suffix(".wav"), np.asarray(clip, dtype=np.float32), sample_rate))
         render_spectrograms_png([clip], [text], stem.with_suffix(".png"), sample_rate)
     if clips:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from unidit.tasks.t2a.data import ClipSet
 from unidit.tokenizers.audio_io import AUDIO_SUFFIXES, load_audio
+from unidit.training.bad_samples import read_or_skip
 from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
 
 AUDIOCAPS_COLUMNS = ("youtube_id", "start_time", "caption")
@@ -134,22 +135,8 @@ def _load(path: Path, sample_rate: int, max_seconds: float, where: str) -> np.nd
 
 
 def _read_rows(table: Path, rows: list[dict], read, sample_rate: int, skip_bad_samples: bool) -> ClipSet:
-    waveforms, captions, skipped = [], [], []
-    for line, row in enumerate(rows, start=2):
-        try:
-            pairs = read(row, f"{table}, line {line}")
-        except (OSError, ValueError) as error:
-            if not skip_bad_samples:
-                raise
-            skipped.append(str(error))
-            continue
-        for audio, text in pairs:
-            waveforms.append(audio)
-            captions.append(text)
-    if skipped:
-        print(f"{table}: skipped {len(skipped)} bad row(s) of {len(rows)}:", flush=True)
-        for reason in skipped:
-            print(f"  {reason}", flush=True)
-    if not waveforms:
-        raise ValueError(f"{table}: none of the {len(rows)} rows is usable (all skipped)")
+    per_row, _ = read_or_skip(list(enumerate(rows, start=2)), lambda item: read(item[1], f"{table}, line {item[0]}"),
+                              str(table), skip_bad_samples, what="rows")
+    waveforms = [audio for pairs in per_row for audio, _ in pairs]
+    captions = [text for pairs in per_row for _, text in pairs]
     return ClipSet(waveforms, captions, sample_rate, [None] * len(waveforms))

@@ -20,7 +20,8 @@ from unidit.backbones.layout import grid_mask_to_tokens, unpack
 from unidit.tasks.t2a.denoiser import LatentAudioDenoiser, LatentDenoiserConfig, conditioning_for
 from unidit.tasks.t2a.latent_codec import decode_latents, encode_clips, pad_to_multiple
 from unidit.tokenizers.audio_vae import AudioVAE
-from unidit.training.flow_task import FlowInputs, FlowMatchingTask
+from unidit.training.flow_task import FlowInputs, FlowMatchingTask, check_mixture
+from unidit.training.sampling import SamplingOptions
 
 
 @dataclass
@@ -62,10 +63,7 @@ class T2ATask(FlowMatchingTask):
     ):
         super().__init__(**flow_options)
         self.save_hyperparameters()
-        if not 0.0 <= inpaint_prob + continuation_prob <= 1.0 or min(inpaint_prob, continuation_prob) < 0:
-            raise ValueError(
-                f"inpaint_prob + continuation_prob must lie in [0, 1], got {inpaint_prob}, {continuation_prob}"
-            )
+        check_mixture(inpaint_prob=inpaint_prob, continuation_prob=continuation_prob)
         config = LatentDenoiserConfig(preset, dict(backbone or {}), latent_channels, patch_size)
         self.denoiser = LatentAudioDenoiser(config)
         self.vae = load_frozen_vae(vae, latent_channels) if vae is not None else None
@@ -138,30 +136,19 @@ class T2ATask(FlowMatchingTask):
         captions: list[str],
         seconds: float | list[float] = 3.0,
         *,
-        steps: int = 25,
-        sampler: str = "euler",
-        cfg_scale: float = 5.0,
-        cfg_rescale: float = 0.5,
-        seed: int = 0,
+        options: SamplingOptions | None = None,
         inpaint: Inpaint | None = None,
         continuation: np.ndarray | None = None,
         use_ema: bool = True,
-        shift: float | None = None,
-        cache_interval: int = 1,
     ) -> list[np.ndarray]:
-        """Generate one float32 mono clip per caption at the VAE's sample rate.
+        """Generate one float32 mono clip per caption at the VAE's sample rate, drawn with ``options``.
 
         ``seconds`` is one duration for all or one per caption.  With ``inpaint``
         every caption regenerates the span of the same clip (its length is the
         clip's); with ``continuation`` (a clip) ``seconds`` of new audio follow it.
-        ``shift`` is the sampling time shift (None: the training shift) and
-        ``cache_interval`` > 1 turns on step caching (see ``FlowMatchingTask.generate``).
         """
-        latents, lengths = self.sample_latents(
-            captions, seconds, steps=steps, sampler=sampler, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale,
-            seed=seed, inpaint=inpaint, continuation=continuation, use_ema=use_ema, shift=shift,
-            cache_interval=cache_interval,
-        )
+        latents, lengths = self.sample_latents(captions, seconds, options=options, inpaint=inpaint,
+                                               continuation=continuation, use_ema=use_ema)
         audio = decode_latents(self.require_vae(), latents)
         return [clip[:length] for clip, length in zip(audio, lengths)]
 
@@ -171,18 +158,12 @@ class T2ATask(FlowMatchingTask):
         captions: list[str],
         seconds: float | list[float] = 3.0,
         *,
-        steps: int = 25,
-        sampler: str = "euler",
-        cfg_scale: float = 5.0,
-        cfg_rescale: float = 0.5,
-        seed: int = 0,
+        options: SamplingOptions | None = None,
         inpaint: Inpaint | None = None,
         continuation: np.ndarray | None = None,
         use_ema: bool = True,
         known: list[Tensor] | None = None,
         held_frames: list[Tensor] | None = None,
-        shift: float | None = None,
-        cache_interval: int = 1,
     ) -> tuple[list[Tensor], list[int]]:
         """Normalised latents ``(C, T_i)`` per caption and the audio length (samples) each stands for.
 
@@ -190,6 +171,7 @@ class T2ATask(FlowMatchingTask):
         of frames kept bit-identical) give in-painting at the latent level directly;
         ``inpaint`` / ``continuation`` build them from audio.
         """
+        options = options or SamplingOptions()
         if not captions:
             raise ValueError("sample_latents needs at least one caption")
         if known is None:
@@ -197,15 +179,13 @@ class T2ATask(FlowMatchingTask):
         else:
             hop = self.vae.hop_length if self.vae is not None else 1
             lengths = [z.shape[1] * hop for z in known]
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(options.seed)
         noise = [torch.randn(z.shape, generator=generator) for z in known]  # (C, T_i) each
         packed = self.denoiser.pack(noise).to(self.device)
         known_tokens = self.denoiser.pack(known).tokens.to(self.device)  # (B, L, C·p)
         held = grid_mask_to_tokens(held_frames, packed).to(self.device)  # (B, L)
         cond = conditioning_for(packed, held, x=known_tokens)
-        tokens = self.generate(captions, packed.tokens, steps=steps, sampler=sampler, cfg_scale=cfg_scale,
-                               cfg_rescale=cfg_rescale, cond=cond, use_ema=use_ema, shift=shift,
-                               cache_interval=cache_interval)  # (B, L, C·p)
+        tokens = self.generate(captions, packed.tokens, options, cond=cond, use_ema=use_ema)  # (B, L, C·p)
         return [z.cpu() for z in unpack(tokens, packed)], lengths
 
     def _plan(self, captions, seconds, inpaint: Inpaint | None, continuation: np.ndarray | None):

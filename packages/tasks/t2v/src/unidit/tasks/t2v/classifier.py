@@ -17,24 +17,19 @@ on the embedded training split in a minute or two on a CPU.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 from unidit.tasks.t2v.scenes import COLOUR_NAMES, MOTIONS, SHAPES
-from unidit.training.model_cache import cache_root, load_or_train
+from unidit.training.evaluator import EvaluatorNetwork, evaluator_folder, load_or_train_evaluator, train_evaluator
 
 ATTRIBUTES: tuple[str, ...] = ("shape", "colour", "motion")
 CLASS_NAMES: dict[str, tuple[str, ...]] = {"shape": SHAPES, "colour": COLOUR_NAMES, "motion": MOTIONS}
-CLASSIFIER_VERSION = 1  # bump when the network or its training changes
+CLASSIFIER_VERSION = 2  # bump when the network, its training or its saved format changes
 
 
 def _conv(width_in: int, width_out: int, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> list[nn.Module]:
@@ -64,7 +59,7 @@ def _separable_stage(width_in: int, width_out: int) -> list[nn.Module]:
     return _conv(width_in, width_out, (1, 3, 3), (1, 2, 2)) + [TemporalResidual(width_out)]
 
 
-class VideoAttributeClassifier(nn.Module, PyTorchModelHubMixin):
+class VideoAttributeClassifier(EvaluatorNetwork):
     """Shape / colour / motion of the primary object of a ``(B, F, H, W, 3)`` uint8 clip.
 
     Args:
@@ -100,7 +95,7 @@ class VideoAttributeClassifier(nn.Module, PyTorchModelHubMixin):
         clips = clips[:, :: self.frame_stride].to(next(self.parameters()).device)
         return rearrange(clips.float() / 127.5 - 1.0, "b f h w c -> b c f h w")  # (B, 3, F', H, W)
 
-    def embedding(self, video: Tensor) -> Tensor:
+    def embed(self, video: Tensor) -> Tensor:
         """``(B, 3, F', H, W)`` from :meth:`prepare` -> ``(B, embedding_dim)``."""
         features = self.features(video)  # (B, C, T, h, w)
         # max over space finds the object wherever it is (a mean would mostly measure its area)
@@ -111,40 +106,33 @@ class VideoAttributeClassifier(nn.Module, PyTorchModelHubMixin):
 
     def forward(self, video: Tensor) -> dict[str, Tensor]:
         """Logits per attribute, ``{"shape": (B, 4), "colour": (B, 5), "motion": (B, 8)}``."""
-        embedding = self.embedding(video)
+        embedding = self.embed(video)
         return {name: head(embedding) for name, head in self.heads.items()}
 
 
 def train_video_classifier(clips: np.ndarray, labels: np.ndarray, *, epochs: int = 4, batch_size: int = 32,
-                           lr: float = 3e-3, seed: int = 0, max_seconds: float | None = None,
-                           progress: bool = False) -> VideoAttributeClassifier:
-    """Train on uint8 clips ``(M, F, H, W, 3)`` with ``labels (M, 3)`` (shape, colour, motion) with Adam + cosine.
+                           lr: float = 3e-3, seed: int = 0, progress: bool = False) -> VideoAttributeClassifier:
+    """Train on uint8 clips ``(M, F, H, W, 3)`` with ``labels (M, 3)`` (shape, colour, motion), Adam + one-cycle.
 
     The loss is the sum of the three cross-entropies.  Returns the model in eval mode.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)  # (M, 3)
-    model = VideoAttributeClassifier(num_frames=clips.shape[1], size=clips.shape[2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = max(1, len(clips) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                                   pct_start=0.15)
-    start = time.monotonic()
-    model.train()
-    for _ in tqdm(range(epochs), desc="t2v classifier", disable=not progress):
+
+    def epoch(generator: torch.Generator):
         order = torch.randperm(len(clips), generator=generator).numpy()
         for step in range(steps_per_epoch):
-            index = np.sort(order[step * batch_size : (step + 1) * batch_size])
-            logits = model(model.prepare(clips[index]))
-            loss = sum(F.cross_entropy(logits[name], labels[index, k]) for k, name in enumerate(ATTRIBUTES))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if max_seconds is not None and time.monotonic() - start > max_seconds:
-                return model.eval()
-    return model.eval()
+            yield np.sort(order[step * batch_size : (step + 1) * batch_size])
+
+    def loss(model: VideoAttributeClassifier, index: np.ndarray) -> Tensor:
+        logits = model(model.prepare(clips[index]))
+        return sum(F.cross_entropy(logits[name], labels[index, k]) for k, name in enumerate(ATTRIBUTES))
+
+    return train_evaluator(
+        lambda: VideoAttributeClassifier(num_frames=clips.shape[1], size=clips.shape[2]), epoch, loss,
+        epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, seed=seed, schedule="one_cycle", progress=progress,
+        desc="t2v classifier",
+    )
 
 
 @torch.no_grad()
@@ -153,7 +141,7 @@ def classify(model: VideoAttributeClassifier, clips: np.ndarray, batch_size: int
     model.eval()
     predictions, embeddings = [], []
     for start in range(0, len(clips), batch_size):
-        embedding = model.embedding(model.prepare(clips[start : start + batch_size]))  # (b, E)
+        embedding = model.embed(model.prepare(clips[start : start + batch_size]))  # (b, E)
         predictions.append(torch.stack([model.heads[n](embedding).argmax(-1) for n in ATTRIBUTES], dim=1))  # (b, 3)
         embeddings.append(embedding)
     return torch.cat(predictions).cpu().numpy(), torch.cat(embeddings).float().cpu().numpy()
@@ -175,9 +163,7 @@ def load_or_train_classifier(clips: np.ndarray, labels: np.ndarray, *, seed: int
     """
     clips = np.ascontiguousarray(clips, dtype=np.uint8)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
-    digest = hashlib.sha256(clips.tobytes())
-    digest.update(labels.tobytes())
-    digest.update(json.dumps({"v": CLASSIFIER_VERSION, "seed": seed, **train_kwargs}, sort_keys=True).encode())
-    folder = cache_root(cache_dir) / "t2v" / f"classifier-{digest.hexdigest()[:16]}"
-    return load_or_train(folder, lambda path: VideoAttributeClassifier.from_pretrained(path).eval(),
-                         lambda: train_video_classifier(clips, labels, seed=seed, progress=True, **train_kwargs))
+    folder = evaluator_folder("t2v", "classifier", clips, labels, cache_dir=cache_dir, v=CLASSIFIER_VERSION,
+                              seed=seed, **train_kwargs)
+    return load_or_train_evaluator(VideoAttributeClassifier, folder,
+                                   lambda: train_video_classifier(clips, labels, seed=seed, progress=True, **train_kwargs))

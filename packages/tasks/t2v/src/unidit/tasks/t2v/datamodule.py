@@ -26,7 +26,7 @@ from unidit.tasks.t2v.real_data import load_msrvtt, load_webvid
 from unidit.tasks.t2v.task import load_vae
 from unidit.tokenizers.video_io import check_frame_count
 from unidit.tokenizers.video_vae import VideoVAE
-from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
+from unidit.training.resumable_sampler import resumable_loader
 
 
 class LatentClipDataset(Dataset):
@@ -145,15 +145,8 @@ class T2VData(pl.LightningDataModule):
         return LatentClipDataset(self.latents[split], self.clips[split].captions)
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self.dataset("train")
-        return ResumableDataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            sampler=ResumableSampler(dataset, seed=self.hparams.seed, shuffle=True, drop_last=True),
-            drop_last=True,
-            num_workers=self.hparams.num_workers,
-            generator=torch.Generator().manual_seed(self.hparams.seed),  # never draws from the global RNG
-        )
+        return resumable_loader(self.dataset("train"), self.hparams.batch_size, self.hparams.seed,
+                                self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._ordered_loader("val")

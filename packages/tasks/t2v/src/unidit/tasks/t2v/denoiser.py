@@ -19,33 +19,26 @@ are held, as here) and a placeholder the t of the patch before it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import torch
 from einops import rearrange
 from huggingface_hub import PyTorchModelHubMixin
-from torch import Tensor, nn
-from unidit.backbones.build import build_backbone
-from unidit.backbones.config import backbone_config
-from unidit.backbones.layout import PackedBatch, pack, unpack_stacked
-from unidit.backbones.slots import DATA
+from torch import Tensor
+from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser, per_sample_if_uniform, slot_times
+from unidit.backbones.layout import unpack_stacked
 
 
 @dataclass
-class VideoDenoiserConfig:
-    """Sizes of the video-latent denoiser.
+class VideoDenoiserConfig(DenoiserConfig):
+    """Sizes of the video-latent denoiser (``preset`` and ``backbone`` as in :class:`DenoiserConfig`).
 
     Attributes:
-        preset: backbone size preset (tiny, small, base, large).
-        backbone: overrides of the preset's ``BackboneConfig`` fields (e.g. ``{"arch": "mmdit"}``).
         latent_channels: channels of the VAE latent.
         latent_height: latent rows ``H'`` (frame height / VAE spatial compression).
         latent_width: latent columns ``W'``.
         patch_size: ``(frames, rows, cols)`` of a patch in latent cells.
     """
 
-    preset: str = "small"
-    backbone: dict = field(default_factory=dict)
     latent_channels: int = 16
     latent_height: int = 8
     latent_width: int = 8
@@ -63,22 +56,13 @@ class VideoDenoiserConfig:
             )
 
 
-class VideoLatentDenoiser(nn.Module, PyTorchModelHubMixin):
+class VideoLatentDenoiser(LatentDenoiser, PyTorchModelHubMixin):
     """Predicts the rectified-flow velocity of every latent cell of a noisy clip."""
 
     def __init__(self, config: VideoDenoiserConfig):
-        super().__init__()
-        if isinstance(config, dict):
-            config = VideoDenoiserConfig(**config)
+        config = VideoDenoiserConfig.coerce(config)
+        super().__init__(config.backbone_config(), config.latent_channels, config.patch_size)
         self.config = config
-        self.backbone_config = backbone_config(config.preset, **config.backbone)
-        dim = self.backbone_config.dim
-        patch_dim = config.latent_channels * config.patch_size[0] * config.patch_size[1] * config.patch_size[2]
-        self.patch_embed = nn.Linear(patch_dim, dim)
-        self.backbone = build_backbone(self.backbone_config)
-        self.head = nn.Linear(dim, patch_dim)
-        nn.init.zeros_(self.head.weight)  # a fresh model predicts zero velocity (DiT's zero-initialised output)
-        nn.init.zeros_(self.head.bias)
 
     @property
     def cells_per_frame(self) -> int:
@@ -106,27 +90,11 @@ class VideoLatentDenoiser(nn.Module, PyTorchModelHubMixin):
         context: Tensor | None = None,  # (B, S, Dc)
         context_mask: Tensor | None = None,  # (B, S)
     ) -> Tensor:
-        if t.dim() == 2 and bool((t == t[:, :1]).all()):
-            t = t[:, 0]  # one timestep per clip: adaLN runs once per sample, not per token
+        t = per_sample_if_uniform(t)  # one timestep per clip: adaLN runs once per sample, not per token
         latent = self.cells_to_latent(x)  # (B, C, F', H', W')
-        packed = pack(latent, self.config.patch_size)  # (B, L, P) with [nextline]/[nextframe] slots
-        token_t = t if t.dim() == 1 else self._token_timesteps(t, latent.shape[2], packed)  # (B,) or (B, L)
-        hidden = self.backbone(
-            self.patch_embed(packed.tokens),
-            token_t,
-            packed.positions,
-            packed.slot_kind,
-            packed.key_mask,
-            context=context,
-            context_mask=context_mask,
-        )  # (B, L, D)
-        velocity = unpack_stacked(self.head(hidden), packed)  # (B, C, F', H', W')
+        packed = self.pack(latent)  # (B, L, P) with [nextline]/[nextframe] slots
+        if t.dim() == 2:
+            t = slot_times(rearrange(t, "b (f h w) -> b f h w", f=latent.shape[2], h=self.config.latent_height),
+                           packed)  # (B, L)
+        velocity = unpack_stacked(self.forward_packed(packed, t, context, context_mask), packed)  # (B, C, F', H', W')
         return self.latent_to_cells(velocity)  # (B, N, C)
-
-    def _token_timesteps(self, t: Tensor, frames: int, packed: PackedBatch) -> Tensor:
-        """Per-cell t ``(B, N)`` -> per-slot t ``(B, L)``: patch mean; placeholders copy the slot before."""
-        grid = rearrange(t, "b (f h w) -> b 1 f h w", f=frames, h=self.config.latent_height)  # (B, 1, F', H', W')
-        patch_t = pack(grid.to(torch.float32), self.config.patch_size).tokens.mean(dim=-1)  # (B, L)
-        slots = torch.arange(patch_t.shape[1], device=t.device).expand_as(patch_t)  # (B, L)
-        last_data = torch.where(packed.slot_kind == DATA, slots, torch.zeros_like(slots)).cummax(dim=1).values
-        return torch.gather(patch_t, 1, last_data)  # (B, L)

@@ -24,54 +24,37 @@ cover every combination once) and compared with those real clips:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from unidit.tasks.t2v.classifier import ATTRIBUTES, attribute_accuracy, classify, load_or_train_classifier
 from unidit.tasks.t2v.data import VideoSet
 from unidit.tasks.t2v.datamodule import encode_clips
 from unidit.tasks.t2v.media import write_clips
 from unidit.training.frechet import frechet_distance
+from unidit.training.report import Evaluation, sample_names, spread_indices
+from unidit.training.sampling import ReportOptions, generate_in_batches
 
 
 @dataclass
-class T2VReport:
-    """What ``unidit fit/eval t2v`` generates and measures.
+class T2VReport(ReportOptions):
+    """What ``unidit fit/eval t2v`` generates and measures: the sampling options of
+    :class:`~unidit.training.sampling.ReportOptions` (steps, sampler, guidance, seed, batch size, ...) and
 
     Attributes:
         num_clips: test captions generated from (and real test clips compared with).
-        steps: ODE steps of the sampler.
-        sampler: euler, heun or midpoint.
-        cfg_scale: classifier-free guidance scale (1 = no guidance).
-        cfg_rescale: guidance rescale phi (EzAudio / Lin et al. 2024); 0 = plain CFG.
-        shift: sampling time shift (SD3 §5.3.2); None = the training shift.
-        cache_interval: FORA-style step caching: recompute the blocks on one call in this many (1 = exact).
-        cache_warmup: network calls always computed before caching starts.
-        batch_size: clips generated per batch.
-        num_written: samples written as .mp4 + frame strip .png.
         fps: frame rate of the written mp4 files.
         classifier_epochs: epochs of the attribute classifier (trained once per training set, cached).
-        seed: noise seed.
     """
 
-    num_clips: int = 160
-    steps: int = 30
-    sampler: str = "euler"
     cfg_scale: float = 3.0
     cfg_rescale: float = 0.7
-    shift: float | None = None
-    cache_interval: int = 1
-    cache_warmup: int = 2
-    batch_size: int = 32
-    num_written: int = 8
+    num_clips: int = 160
     fps: float = 8.0
     classifier_epochs: int = 4
-    seed: int = 0
 
 
 def temporal_difference(clips: np.ndarray) -> float:
@@ -80,29 +63,25 @@ def temporal_difference(clips: np.ndarray) -> float:
     return float(np.abs(np.diff(clips, axis=1)).mean())
 
 
-def generate_in_batches(task, captions: list[str], report: T2VReport, num_frames: int) -> np.ndarray:
+def generate_clips(task, captions: list[str], report: T2VReport, num_frames: int) -> np.ndarray:
     """uint8 clips ``(len(captions), F, H, W, 3)``, generated ``report.batch_size`` at a time."""
-    clips = []
-    starts = range(0, len(captions), report.batch_size)
-    for batch_number, start in enumerate(tqdm(starts, desc="sampling", unit="batch")):
-        clips.append(task.sample_videos(
-            captions[start : start + report.batch_size], num_frames=num_frames, steps=report.steps,
-            sampler=report.sampler, cfg_scale=report.cfg_scale, cfg_rescale=report.cfg_rescale, shift=report.shift,
-            cache_interval=report.cache_interval, cache_warmup=report.cache_warmup, seed=report.seed + batch_number,
-        ))
-    return np.concatenate(clips)
+    batches = generate_in_batches(
+        lambda part, options: task.sample_videos(captions[part], num_frames=num_frames, options=options),
+        len(captions), report, report.batch_size,
+    )
+    return np.concatenate(batches)
 
 
 def evaluate_videos(task, splits: dict[str, VideoSet], report: T2VReport, seed: int = 0,
-                    cache_dir: str | os.PathLike | None = None) -> tuple[dict, np.ndarray, list[str]]:
-    """Generate from test captions and measure; returns (metrics, generated clips, their captions)."""
+                    cache_dir: str | os.PathLike | None = None) -> Evaluation:
+    """Generate from test captions and measure (see the module docstring)."""
     test, train = splits["test"], splits["train"]
     count = min(report.num_clips, len(test))
     if count < 2:
         raise ValueError(f"need at least 2 test clips to measure, got {len(test)}")
     real = test.videos[:count]  # (G, F, H, W, 3)
     captions = test.captions[:count]
-    generated = generate_in_batches(task, captions, report, real.shape[1])
+    generated = generate_clips(task, captions, report, real.shape[1])
     metrics: dict = {
         "num_clips": count,
         "temporal_difference_generated": temporal_difference(generated),
@@ -115,7 +94,9 @@ def evaluate_videos(task, splits: dict[str, VideoSet], report: T2VReport, seed: 
         metrics.update(_classifier_metrics(task, train, real, generated, test.labels()[:count], report, seed,
                                            cache_dir))
     metrics["report"] = asdict(report)
-    return metrics, generated, captions
+    return Evaluation(metrics, format_table(metrics),
+                      lambda out: write_samples(out, generated, captions, report.num_written, report.fps),
+                      summary=".mp4 samples, frame strips and samples.png")
 
 
 def _classifier_metrics(task, train: VideoSet, real, generated, labels, report: T2VReport, seed: int,
@@ -160,27 +141,10 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: str | os.PathLike, metrics: dict, generated: np.ndarray, captions: list[str],
-                 num_written: int = 8, fps: float = 8.0) -> Path:
-    """metrics.json, an .mp4 and a frame-strip .png per written sample, and samples.png with all strips."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
-    picks = _spread(len(captions), num_written)
-    names = [f"{n:02d}_{slug(captions[i])}" for n, i in enumerate(picks)]
-    write_clips(out, [generated[i] for i in picks], [captions[i] for i in picks], names, fps=fps)
-    return out
-
-
-def _spread(count: int, wanted: int) -> list[int]:
-    """``wanted`` indices spread evenly over ``range(count)`` (the test split cycles through attributes)."""
-    wanted = max(0, min(wanted, count))
-    return sorted({int(i) for i in np.linspace(0, count - 1, wanted)}) if wanted else []
-
-
-def slug(text: str) -> str:
-    """A file-name-safe, lower-case version of a caption (at most 60 characters)."""
-    keep = "".join(c if c.isalnum() else "_" for c in text.lower())
-    return "_".join(part for part in keep.split("_") if part)[:60]
+def write_samples(out_dir: str | os.PathLike, generated: np.ndarray, captions: list[str], num_written: int = 8,
+                  fps: float = 8.0) -> Path:
+    """An .mp4 and a frame-strip .png per written sample (spread over the test captions) and samples.png."""
+    picks = spread_indices(len(captions), num_written)
+    chosen = [captions[i] for i in picks]
+    write_clips(out_dir, [generated[i] for i in picks], chosen, sample_names(chosen), fps=fps)
+    return Path(out_dir)

@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 from unidit.tasks.t2v.data import VideoSet
 from unidit.tokenizers.video_io import read_video
+from unidit.training.bad_samples import read_or_skip
 from unidit.training.captions import MAX_CAPTION_CHARS, check_caption  # noqa: F401 (re-exported)
 
 WEBVID_COLUMNS = ("videoid", "name")
@@ -191,23 +191,8 @@ def _read_clip(path: Path, where: str, num_frames: int, size: int, fps: float | 
 
 def _collect(items: Iterable, read: Callable, source: str, skip_bad_samples: bool, total: int) -> VideoSet:
     """Read every item with ``read -> (clip, caption(s))``; skip and count failures when asked."""
-    clips, captions, skipped = [], [], []
-    for item in tqdm(items, total=total, desc=f"reading {Path(source).name}", disable=total < 50):
-        try:
-            clip, text = read(item)
-        except (OSError, ValueError) as error:
-            if not skip_bad_samples:
-                raise
-            skipped.append(str(error))
-            continue
-        clips.append(clip)
-        captions.append(text)
-    if skipped:
-        print(f"{source}: skipped {len(skipped)} bad sample(s) of {total}:", flush=True)
-        for reason in skipped:
-            print(f"  {reason}", flush=True)
-    if not clips:
-        raise ValueError(f"{source}: none of the {total} entries is usable (all {len(skipped)} skipped)")
+    pairs, skipped = read_or_skip(items, read, str(source), skip_bad_samples, total=total)
+    clips, captions = [clip for clip, _ in pairs], [text for _, text in pairs]
     result = VideoSet(np.stack(clips), captions)
     result.skipped = skipped  # type: ignore[attr-defined]
     return result

@@ -23,7 +23,8 @@ from unidit.backbones.rectified_flow import Conditioning
 from unidit.tasks.t2v.denoiser import VideoDenoiserConfig, VideoLatentDenoiser
 from unidit.tokenizers.video_vae import VideoVAE
 from unidit.training.export import load_task
-from unidit.training.flow_task import FlowInputs, FlowMatchingTask
+from unidit.training.flow_task import FlowInputs, FlowMatchingTask, check_mixture
+from unidit.training.sampling import SamplingOptions
 
 VAE_FOLDER = "vae"  # an export directory may carry its VAE here (see load_t2v_task)
 
@@ -60,10 +61,7 @@ class T2VTask(FlowMatchingTask):
     ):
         super().__init__(**flow_options)
         self.save_hyperparameters()
-        if not 0.0 <= first_frame_prob + prefix_prob <= 1.0 or min(first_frame_prob, prefix_prob) < 0.0:
-            raise ValueError(
-                f"first_frame_prob ({first_frame_prob}) and prefix_prob ({prefix_prob}) must be >= 0 with a sum <= 1"
-            )
+        check_mixture(first_frame_prob=first_frame_prob, prefix_prob=prefix_prob)
         config = VideoDenoiserConfig(
             preset=preset,
             backbone=dict(backbone or {}),
@@ -174,30 +172,24 @@ class T2VTask(FlowMatchingTask):
         captions: list[str],
         *,
         num_frames: int = 17,
-        steps: int = 30,
-        sampler: str = "euler",
-        cfg_scale: float = 3.0,
-        cfg_rescale: float = 0.7,
-        seed: int = 0,
+        options: SamplingOptions | None = None,
         image: np.ndarray | None = None,
         extend: np.ndarray | None = None,
-        shift: float | None = None,
         use_ema: bool = True,
-        cache_interval: int = 1,
-        cache_warmup: int = 2,
     ) -> Tensor:
-        """Normalised latents ``(B, C, F', H', W')`` for ``captions``.
+        """Normalised latents ``(B, C, F', H', W')`` for ``captions``, drawn with ``options``.
 
         ``image``: uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` first frame(s), encoded as one-frame clips and
         held as latent frame 0.  ``extend``: uint8 ``(F0, H, W, 3)`` or ``(B, F0, H, W, 3)`` with
         ``F0 = 1 + k * tc`` frames, encoded and held as the first ``1 + k`` latent frames (fewer than
         the output's).  Held latents come out bit for bit as encoded.
         """
+        options = options or SamplingOptions()
         if image is not None and extend is not None:
             raise ValueError("give either image (image-to-video) or extend (video extension), not both")
         batch, frames = len(captions), self.latent_frames(num_frames)
         config = self.denoiser.config
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(options.seed)
         noise = torch.randn(batch, frames * self.denoiser.cells_per_frame, config.latent_channels, generator=g)
         noise = noise.to(self.device)  # (B, N, C)
         cond = None
@@ -215,22 +207,17 @@ class T2VTask(FlowMatchingTask):
                     f"the conditioning clip covers {held} latent frames; the output has only {frames} "
                     f"(num_frames={num_frames}): give a shorter clip or more frames"
                 )
-            x = self.denoiser.cells_to_latent(noise).clone()  # (B, C, F', H', W')
-            x[:, :, :held] = prefix
-            cells = self.denoiser.latent_to_cells(x)  # (B, N, C)
+            known = torch.nn.functional.pad(prefix, (0, 0, 0, 0, 0, frames - held))  # (B, C, F', H', W')
             mask = self._prefix_mask(torch.full((batch,), held), frames).to(self.device)  # (B, N)
-            cond = Conditioning(x=cells, mask=mask, strength=1.0)
-            noise = cells
-        cells = self.generate(
-            captions, noise, steps=steps, sampler=sampler, cfg_scale=cfg_scale, cfg_rescale=cfg_rescale, cond=cond,
-            shift=shift, use_ema=use_ema, cache_interval=cache_interval, cache_warmup=cache_warmup,
-        )  # (B, N, C)
+            cond = Conditioning.held_at(self.denoiser.latent_to_cells(known), mask, noise)
+            noise = cond.x
+        cells = self.generate(captions, noise, options, cond=cond, use_ema=use_ema)  # (B, N, C)
         return self.denoiser.cells_to_latent(cells)
 
     @torch.no_grad()
     def sample_videos(self, captions: list[str], **options) -> np.ndarray:
-        """uint8 clips ``(B, F, H, W, 3)``; options as :meth:`sample_latents` (steps, sampler, cfg_scale,
-        cfg_rescale, seed, image, extend, num_frames, ...)."""
+        """uint8 clips ``(B, F, H, W, 3)``; keyword arguments as :meth:`sample_latents`
+        (num_frames, options, image, extend)."""
         return self.decode_latents(self.sample_latents(captions, **options))
 
 

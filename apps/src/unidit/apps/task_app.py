@@ -1,0 +1,195 @@
+"""A task's app is a declaration; ``unidit fit|sample|eval <task>`` comes from here.
+
+An app names its task class (a :class:`~unidit.training.FlowMatchingTask`),
+its data class (a LightningDataModule), its report class (a
+:class:`~unidit.training.sampling.ReportOptions` subclass) and its YAML config,
+and implements two methods: ``measure`` (the task's evaluation, returning an
+:class:`~unidit.training.report.Evaluation`) and ``write_samples`` (what
+``unidit sample`` generates and writes). Everything else is shared:
+
+- ``fit``: LightningCLI over the YAML (every field overridable), exact resume
+  (``--ckpt_path``), export of the EMA weights to ``<run>/model``, the report
+  in ``<run>/report``, and a closing line with the seconds per step, the
+  precision and the CPU;
+- ``sample``: ``--ckpt --prompt … --out`` plus every sampling option, whose
+  defaults are the report's, plus the task's own options;
+- ``eval``: the report of a checkpoint, with the data and report options of
+  the YAML as defaults, so it reproduces ``fit``'s report.
+
+Hooks (``prepare_argv``, ``before_fit``, ``after_export``, ``prepare_eval``,
+``load``) let a task train its tokenizer first or bundle it with the export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import yaml
+from jsonargparse import ArgumentParser
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from unidit.apps.arguments import UsageError, UsageParser, add_dataclass_options, output_folder, positive_int
+from unidit.apps.task_cli import build_cli, resolve_ckpt_path, run_directory
+from unidit.training.captions import check_caption
+from unidit.training.checkpointing import Preempted
+from unidit.training.export import export_task, load_task
+from unidit.training.report import Evaluation
+from unidit.training.sampling import SamplingOptions
+from unidit.training.step_timer import StepTimer
+
+
+class TaskApp:
+    """The declaration of one task's app: subclass it with the task's parts as class keywords,
+
+    ``class Shape3DApp(TaskApp, name="shape3d", task=Shape3DTask, data=Shape3DData, report=Shape3DReport,
+    media="point clouds (.ply + .png)")``, and implement :meth:`measure` and :meth:`write_samples`.
+
+    Keywords: ``name`` (the app on the command line), ``task`` (the LightningModule trained and
+    sampled), ``data`` (the LightningDataModule), ``report`` (a ``ReportOptions`` dataclass),
+    ``media`` (what ``unidit sample`` writes, for its ``--help``), ``config`` (the ``fit`` YAML
+    beside the subclass's module, ``fit.yaml`` by default) and ``extra_groups`` (further config
+    groups of ``fit``: name -> dataclass).
+    """
+
+    name: ClassVar[str]
+    task_class: ClassVar[type]
+    data_class: ClassVar[type]
+    report_class: ClassVar[type]
+    config: ClassVar[Path]
+    media: ClassVar[str] = "samples"
+    extra_groups: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, *, name: str, task: type, data: type, report: type, media: str = "samples",
+                          config: str = "fit.yaml", extra_groups: dict[str, type] | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.task_class, cls.data_class, cls.report_class, cls.media = name, task, data, report, media
+        cls.config = Path(sys.modules[cls.__module__].__file__).parent / config
+        cls.extra_groups = dict(extra_groups or {})
+
+    # -- what a task implements --------------------------------------------------------
+    def measure(self, task, data, report) -> Evaluation:  # pragma: no cover - abstract
+        """Generate from the evaluation captions and measure."""
+        raise NotImplementedError
+
+    def add_sample_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The task's own ``unidit sample`` options (e.g. ``--seconds``, ``--image``)."""
+
+    def write_samples(self, task, args: argparse.Namespace, captions: list[str], options: SamplingOptions,
+                      batch_size: int, out: Path) -> str:  # pragma: no cover - abstract
+        """Generate for ``captions`` (each prompt ``--num`` times) and write the files; return what was written."""
+        raise NotImplementedError
+
+    # -- hooks ---------------------------------------------------------------------------
+    def prepare_argv(self, argv: list[str]) -> list[str]:
+        """The ``fit`` arguments before LightningCLI parses them (e.g. add a trained tokenizer's path)."""
+        return argv
+
+    def before_fit(self, cli, ckpt_path: str | None) -> None:
+        """After the CLI has built model, data and trainer, before training."""
+
+    def after_export(self, task, model_dir: Path) -> None:
+        """After the EMA weights were exported to ``model_dir`` (e.g. bundle the tokenizer)."""
+
+    def prepare_eval(self, task, data) -> None:
+        """Before ``unidit eval`` measures (e.g. hand the task's tokenizer to the data)."""
+
+    def load(self, path: str | Path):
+        """The task from an export folder or a Lightning checkpoint."""
+        return load_task(self.task_class, path)
+
+    # -- the verbs -----------------------------------------------------------------------
+    def train(self, argv: list[str]):
+        """Parse ``argv`` over the YAML, build model, data and trainer, and train; returns the LightningCLI.
+
+        The report options are checked before training starts, so a bad one
+        fails at once instead of after the run.
+        """
+        cli = build_cli(self.task_class, self.data_class, self.config, self.prepare_argv(list(argv)),
+                        {"report": self.report_class, **self.extra_groups})
+        self.report_class(**cli.config["report"])
+        ckpt_path = resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path"))
+        self.before_fit(cli, ckpt_path)
+        try:
+            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt_path)
+        except SIGTERMException:  # SIGTERM outside a training batch; PreemptionCheckpoint wrote last.ckpt
+            raise Preempted(f"stopped by SIGTERM at step {cli.trainer.global_step}") from None
+        return cli
+
+    def fit(self, argv: list[str]) -> Path:
+        """``unidit fit <task>``: train, export ``<run>/model``, write ``<run>/report``; returns the run folder."""
+        cli = self.train(argv)
+        run_dir = run_directory(cli.trainer)
+        if not cli.trainer.is_global_zero:
+            return run_dir
+        model_dir = export_task(cli.model, run_dir / "model")
+        print(f"exported EMA weights to {model_dir}", flush=True)
+        self.after_export(cli.model, model_dir)
+        self._report(cli.model, cli.datamodule, self.report_class(**cli.config["report"]), run_dir / "report")
+        timer = next(c for c in cli.trainer.callbacks if isinstance(c, StepTimer))
+        print(timer.summary(cli.trainer), flush=True)
+        return run_dir
+
+    def sample(self, argv: list[str]) -> Path:
+        """``unidit sample <task>``: media files for prompts from a checkpoint."""
+        parser = self.sample_parser()
+        args = parser.parse_args(argv)
+        prompts = [check_caption(p, "--prompt") for p in args.prompt]
+        out = output_folder(args.out)
+        try:
+            options = SamplingOptions(**{name: getattr(args, name) for name in _field_names(SamplingOptions)})
+        except ValueError as error:
+            raise UsageError(f"--{error}") from None
+        task = self.load(args.ckpt)
+        captions = [p for p in prompts for _ in range(args.num)]
+        print(self.write_samples(task, args, captions, options, args.batch_size, out), flush=True)
+        return out
+
+    def sample_parser(self) -> argparse.ArgumentParser:
+        parser = UsageParser(prog=f"unidit sample {self.name}", description=f"Write {self.media} for prompts.")
+        parser.add_argument("--ckpt", required=True, help="export folder (<run>/model) or Lightning .ckpt")
+        parser.add_argument("--prompt", action="append", required=True, help="caption; repeat for several")
+        parser.add_argument("--out", required=True, help="output folder (created if missing)")
+        parser.add_argument("--num", type=positive_int, default=1, help="samples per prompt (default: %(default)s)")
+        defaults = self.report_class()
+        parser.add_argument("--batch_size", type=positive_int, default=defaults.batch_size,
+                            help="samples generated at a time (default: %(default)s)")
+        add_dataclass_options(parser, SamplingOptions, defaults, "sampling (defaults: the report's)")
+        self.add_sample_arguments(parser)
+        return parser
+
+    def evaluate(self, argv: list[str]) -> dict:
+        """``unidit eval <task>``: the metric table of a checkpoint (``--out`` also writes the report)."""
+        parser = ArgumentParser(prog=f"unidit eval {self.name}", exit_on_error=False,
+                                description=f"Print the {self.name} metric table of a checkpoint.")
+        parser.add_argument("--ckpt", type=str, required=True, help="export folder (<run>/model) or Lightning .ckpt")
+        parser.add_argument("--out", type=Optional[str], default=None, help="also write metrics.json and samples here")
+        parser.add_class_arguments(self.data_class, "data")
+        parser.add_class_arguments(self.report_class, "report")
+        parser.set_defaults(self._fit_defaults(("data", "report")))
+        config = parser.instantiate_classes(parser.parse_args(argv))
+        out = output_folder(config.out) if config.out else None
+        task = self.load(config.ckpt)
+        self.prepare_eval(task, config.data)
+        return self._report(task, config.data, config.report, out)
+
+    # -- shared pieces ---------------------------------------------------------------
+    def _report(self, task, data, report, out: Path | None) -> dict:
+        task.eval()
+        evaluation = self.measure(task, data, report)
+        print(evaluation.table, flush=True)
+        if out is not None:
+            evaluation.write(out)
+            print(f"wrote metrics.json, {evaluation.summary} to {out}", flush=True)
+        return evaluation.metrics
+
+    def _fit_defaults(self, groups: tuple[str, ...]) -> dict[str, Any]:
+        """``{"data.seed": 0, "report.steps": 30, …}``: the YAML's values for these groups."""
+        config = yaml.safe_load(self.config.read_text()) or {}
+        return {f"{group}.{key}": value for group in groups for key, value in (config.get(group) or {}).items()}
+
+
+def _field_names(cls) -> list[str]:
+    return [field.name for field in dataclasses.fields(cls)]
