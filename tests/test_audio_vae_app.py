@@ -96,4 +96,4 @@ def test_eval_from_lightning_checkpoint_on_a_folder(fitted_run: Path, wav_folder
 
 def test_eval_names_a_missing_checkpoint(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="nothing_here"):
-        main(["eval", "audio-vae", "--ckpt", str(tmp_path / "nothing_here")])
+        main(["eval", "audio-vae", "--ckpt", str(tmp_path / "nothing_here"), "--debug"])

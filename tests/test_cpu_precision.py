@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from unidit.apps import task_cli
-from unidit.apps.t2v.app import FIT_CONFIG as T2V_CONFIG
+from unidit.apps.t2v.app import APP as T2V_APP
 from unidit.apps.task_cli import cpu_precision
 
 
@@ -31,4 +31,4 @@ def test_bf16_is_kept_where_the_cpu_has_it(cpu_only, monkeypatch):
 
 
 def test_the_t2v_default_asks_for_bf16():
-    assert "precision: bf16-mixed" in T2V_CONFIG.read_text()
+    assert "precision: bf16-mixed" in T2V_APP.config.read_text()

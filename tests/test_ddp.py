@@ -58,11 +58,10 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path, shape_cache):
 
 
 def test_fsdp_on_cpu_is_refused_with_a_clear_message(tmp_path):
-    """FSDP is GPU-only in Lightning 2.6 (its accelerator check refuses CPU); see docs/running_long_jobs.md."""
-    from unidit.apps.shape3d import app
-    from unidit.apps.task_cli import build_cli
+    """FSDP is GPU-only in Lightning 2.6 (its accelerator check refuses CPU); see docs/training.md."""
+    from unidit.apps.shape3d.app import APP
 
     args = ["--trainer.strategy", "fsdp", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
             "--trainer.default_root_dir", str(tmp_path), "--model.preset", "tiny"]
     with pytest.raises(ValueError, match="requires a GPU accelerator"):
-        build_cli(app.MODEL_CLASS, app.DATA_CLASS, app.FIT_CONFIG, args, extra_groups=app.EXTRA_GROUPS)
+        APP.train(args)

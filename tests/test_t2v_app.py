@@ -100,7 +100,7 @@ def test_sample_from_an_image_and_extend_a_clip(fitted_run: Path, tmp_path: Path
     assert read_video(next(longer.glob("*.mp4"))).shape == (21, 64, 64, 3)
     with pytest.raises(ValueError, match=r"1 \+ k\*4"):
         main(["sample", "t2v", "--ckpt", str(fitted_run / "model"), "--prompt", "x", "--extend",
-              str(tmp_path / "start.mp4"), "--extend_frames", "8", "--out", str(longer)])
+              str(tmp_path / "start.mp4"), "--extend_frames", "8", "--out", str(longer), "--debug"])
 
 
 def test_eval_from_lightning_checkpoint(fitted_run: Path, t2v_cache, tmp_path: Path, capsys):

@@ -89,4 +89,4 @@ def test_sample_and_eval_from_export(fitted_run: Path, video_folder: Path, tmp_p
 
 def test_eval_rejects_a_missing_checkpoint(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        main(["eval", "video-vae", "--ckpt", str(tmp_path / "nowhere"), "--no_embedded"])
+        main(["eval", "video-vae", "--ckpt", str(tmp_path / "nowhere"), "--no_embedded", "--debug"])

@@ -151,5 +151,7 @@ def test_encoder_convolutions_run_on_standard_strides_with_unchanged_values(patc
     as_view = vae.encoder.net(rearrange(wav, "b 1 (t p) -> b p t", p=patch_size))  # the layout it used to see
     torch.testing.assert_close(moments, as_view, rtol=1e-5, atol=1e-6)
     view_grads = torch.autograd.grad(as_view.square().sum(), list(vae.encoder.parameters()))
+    # oneDNN sums the weight gradient in another order for the two layouts: on CPUs without AVX512-BF16
+    # (the 2-core EPYC of this session) one element of 112 differs by 8e-6 (2e-4 relative)
     for got, expected in zip(grads, view_grads, strict=True):
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-5)

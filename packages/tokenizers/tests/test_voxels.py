@@ -141,3 +141,123 @@ def test_load_errors_name_the_file(tmp_path):
     (tmp_path / "empty.stl").write_text("")
     with pytest.raises(ValueError, match="empty.stl"):
         load_points(tmp_path / "empty.stl", 10)
+
+
+# ------------------------------------------------------------- fast samplers
+def _probe_coords(batch: int, n: int, r: int, seed: int = 0) -> torch.Tensor:
+    """Random grid coordinates plus points on the grid's faces, corners and outside it."""
+    g = torch.Generator().manual_seed(seed)
+    coords = torch.rand(batch, n, 3, generator=g) * (r - 1)  # (B, N, 3) interior, almost surely off-integer
+    coords[:, 0] = 0.0  # the first voxel's centre
+    coords[:, 1] = r - 1.0  # the last voxel's centre
+    coords[:, 2:6, 0] = r - 1.0  # on the upper x face
+    coords[:, 6:10, 1] = 0.0  # on the lower y face
+    coords[:, 10:14, 2] = r - 1.0
+    coords[:, 14:20] = torch.rand(batch, 6, 3, generator=g) * (r + 1) - 1.0  # partly outside: zero padding
+    return coords
+
+
+# 40^3 voxel ids pass 2^15 (16-bit sort keys wrap through int16); 41^3 > 2^16: the torch.argsort path
+@pytest.mark.parametrize("r", [2, 5, 16, 40, 41])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gather_sampler_matches_grid_sample(r, dtype):
+    """Values and gradients (grid and coordinates) of the two samplers agree to float rounding.
+
+    Measured: ~3e-7 relative to the largest magnitude in float32 (the samplers sum the corners in
+    different orders and grid_sample rounds the coordinates through [-1, 1]), ~1e-15 in float64.
+    Bounds: 2e-6 and 1e-12.
+    """
+    from unidit.tokenizers.voxels import trilinear_gather, trilinear_grid_sample
+
+    g = torch.Generator().manual_seed(r)
+    batch, n, channels = 3, 300, 5
+    grid = torch.randn(batch, channels, r, r, r, generator=g, dtype=dtype)  # (B, C, r, r, r)
+    grid[:, :, : r // 2] = 0.0  # empty voxels
+    coords = _probe_coords(batch, n, r).to(dtype)  # (B, N, 3)
+    grad_out = torch.randn(batch, n, channels, generator=g, dtype=dtype)  # (B, N, C)
+    results = []
+    for sample in (trilinear_grid_sample, trilinear_gather):
+        grid_in = grid.clone().requires_grad_()
+        coords_in = coords.clone().requires_grad_()
+        out = sample(grid_in, coords_in)  # (B, N, C)
+        (out * grad_out).sum().backward()  # not out.backward(grad_out): torch then imports its fx (seconds)
+        results.append((out, grid_in.grad, coords_in.grad))
+    rtol = 2e-6 if dtype == torch.float32 else 1e-12
+    for reference, fast in zip(*results, strict=True):
+        assert fast.shape == reference.shape and fast.dtype == reference.dtype
+        assert (fast - reference).abs().max() <= rtol * reference.abs().max()
+
+
+def test_gather_sampler_backward_is_deterministic_and_scatters_every_corner():
+    """Same bits on a second run (a resumed run relies on it); the grid gradient sums every weight."""
+    from unidit.tokenizers.voxels import trilinear_gather
+
+    r = 6
+    coords = _probe_coords(2, 400, r)  # (B, N, 3)
+    coords[:, 14:20].clamp_(0, r - 1)  # inside: every point's weights sum to 1
+    grads = []
+    for _ in range(2):
+        grid = torch.zeros(2, 1, r, r, r, requires_grad=True)
+        trilinear_gather(grid, coords).sum().backward()
+        grads.append(grid.grad)
+    assert torch.equal(grads[0], grads[1])
+    assert torch.allclose(grads[0].sum(dim=(1, 2, 3, 4)), torch.full((2,), 400.0))
+
+
+@pytest.mark.parametrize("mask_empty", [False, True])
+def test_devoxelize_samplers_agree_on_voxelized_clouds(mask_empty):
+    """The tokenizer path end to end: a voxelized cloud (many empty voxels) read back both ways."""
+    points = _sphere(batch=2, n=1000)
+    reference, fast = Voxelizer(resolution=16, sampler="grid_sample"), Voxelizer(resolution=16, sampler="gather")
+    grid, coords = reference.encode(points)
+    assert (grid == 0).all(dim=1).float().mean() > 0.5  # mostly empty voxels
+    want = reference.devoxelize(grid, coords, mask_empty=mask_empty)
+    got = fast.devoxelize(grid, coords, mask_empty=mask_empty)
+    assert (got - want).abs().max() <= 2e-6 * want.abs().max()
+    auto = Voxelizer(resolution=16).devoxelize(grid, coords, mask_empty=mask_empty)
+    assert torch.equal(auto, got)  # "auto" gathers on a CPU
+
+
+def test_voxelize_matches_a_point_by_point_average():
+    """Average voxelization against a plain loop over points, boundary points and empty voxels included."""
+    r = 4
+    vox = Voxelizer(resolution=r, normalize=False)
+    g = torch.Generator().manual_seed(0)
+    points = torch.rand(2, 60, 3, generator=g) * 2.0 - 1.0  # (B, N, 3) in [-1, 1]
+    points[:, :4] = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [1.0, -1.0, 0.0], [-1.0, 1.0, 1.0]])
+    features = torch.randn(2, 60, 3, generator=g)  # (B, N, C)
+    grid, coords = vox.voxelize(features, points)
+    sums = torch.zeros(2, 3, r, r, r, dtype=torch.float64)
+    counts = torch.zeros(2, 1, r, r, r, dtype=torch.float64)
+    for b in range(2):
+        for n in range(60):
+            i, j, k = (int(v) for v in coords[b, n].round().long())
+            sums[b, :, i, j, k] += features[b, n].double()
+            counts[b, :, i, j, k] += 1
+    expected = sums / counts.clamp(min=1)
+    assert (counts == 0).any()  # some voxels stay empty (and 0)
+    assert torch.allclose(grid.double(), expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(vox.occupancy(coords), counts.float())
+
+
+def test_gather_sampler_follows_autocast_like_grid_sample():
+    """CPU autocast runs grid_sample in float32 on a bfloat16 grid; the gather sampler does the same.
+
+    (grid_sample's path rounds the coordinates to the grid's bfloat16 first; the
+    gather sampler keeps them in float32, so it is compared with a float32 grid.)
+    """
+    from unidit.tokenizers.voxels import trilinear_gather, trilinear_grid_sample
+
+    grid = torch.randn(2, 3, 4, 4, 4).bfloat16()
+    coords = torch.rand(2, 10, 3, generator=torch.Generator().manual_seed(0)) * 3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast_reference, got = trilinear_grid_sample(grid, coords), trilinear_gather(grid, coords)
+    assert autocast_reference.dtype == got.dtype == torch.float32
+    assert torch.allclose(got, trilinear_grid_sample(grid.float(), coords), atol=1e-6)
+    assert trilinear_gather(grid, coords).dtype == torch.bfloat16  # no autocast: the grid's dtype
+
+
+def test_sampler_is_validated_and_shown():
+    with pytest.raises(ValueError, match="sampler"):
+        Voxelizer(sampler="nearest")
+    assert "sampler='gather'" in repr(Voxelizer(sampler="gather"))

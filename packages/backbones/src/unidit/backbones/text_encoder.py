@@ -54,18 +54,35 @@ class TextEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def token_counts(self, captions: Sequence[str]) -> list[int]:
+        """Tokens of each caption after truncation to ``max_length``, special tokens included."""
+        ids = self.tokenizer(list(captions), truncation=True, max_length=self.max_length)["input_ids"]
+        return [len(row) for row in ids]
+
     @torch.no_grad()
-    def encode(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
-        """Encode captions; returns hidden ``(B, S, D)`` float32 and mask ``(B, S)`` bool."""
+    def encode(self, captions: Sequence[str], length: int | None = None) -> tuple[Tensor, Tensor]:
+        """Encode captions; returns hidden ``(B, S, D)`` float32 and mask ``(B, S)`` bool.
+
+        Args:
+            captions: the texts.
+            length: None pads the batch to its longest caption (``S`` = that
+                length). An int pads and truncates every caption to exactly
+                ``length`` tokens (at most ``max_length``): every row then goes
+                through the encoder in the same shape, and its hidden states do
+                not depend on the other captions in the batch, bit for bit (on
+                CPU, for any batch size and position; see the tests).
+        """
         captions = list(captions)
+        if length is not None and not 0 < length <= self.max_length:
+            raise ValueError(f"length must be in [1, max_length={self.max_length}], got {length}")
         if not captions:
-            empty = torch.zeros(0, 0, self.hidden_size, device=self.device)
-            return empty, torch.zeros(0, 0, dtype=torch.bool, device=self.device)
+            empty = torch.zeros(0, length or 0, self.hidden_size, device=self.device)
+            return empty, torch.zeros(0, length or 0, dtype=torch.bool, device=self.device)
         batch = self.tokenizer(
             captions,
-            padding=True,
+            padding=True if length is None else "max_length",
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.max_length if length is None else length,
             return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -81,11 +98,31 @@ class CaptionEmbeddingCache:
     classifier-free guidance) are encoded once. Misses are encoded in batches
     of ``batch_size``. Not an ``nn.Module`` on purpose: the frozen encoder does
     not belong in a trainable model's checkpoint.
+
+    Args:
+        encoder: the frozen text encoder.
+        batch_size: most captions per encoder call.
+        pad_multiple: None pads each encoder batch to its longest caption, so
+            the last bits of an embedding depend on which other captions missed
+            the cache with it. An int ``k`` pads every caption to its own token
+            count rounded up to a multiple of ``k`` (at most the encoder's
+            ``max_length``) and batches only captions of the same padded length
+            (:meth:`TextEncoder.encode` with ``length``): an embedding is then a
+            function of its caption alone, whatever the batching, so a resumed
+            run whose cache starts empty embeds exactly as the uninterrupted
+            one did. A small ``k`` wastes little compute on padding tokens but
+            splits the misses into more batches (8 suits captions of a few to
+            a few tens of tokens).
     """
 
-    def __init__(self, encoder: TextEncoder, batch_size: int = 64) -> None:
+    def __init__(self, encoder: TextEncoder, batch_size: int = 64, pad_multiple: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if pad_multiple is not None and pad_multiple < 1:
+            raise ValueError(f"pad_multiple must be at least 1 or None, got {pad_multiple}")
         self.encoder = encoder
         self.batch_size = batch_size
+        self.pad_multiple = pad_multiple
         self._store: dict[str, Tensor] = {}
 
     def __len__(self) -> int:
@@ -94,13 +131,27 @@ class CaptionEmbeddingCache:
     def clear(self) -> None:
         self._store.clear()
 
+    def padded_length(self, token_count: int) -> int:
+        """Tokens a caption of ``token_count`` tokens is padded to (``pad_multiple`` set)."""
+        k = self.pad_multiple
+        return min(-(-token_count // k) * k, self.encoder.max_length)
+
     def _fill(self, captions: Sequence[str]) -> None:
         missing = list(dict.fromkeys(c for c in captions if c not in self._store))
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start : start + self.batch_size]
-            hidden, mask = self.encoder.encode(chunk)  # (b, S, D), (b, S)
-            for caption, h, m in zip(chunk, hidden, mask, strict=True):
-                self._store[caption] = h[m].clone()  # (S_i, D)
+        if not missing:
+            return
+        groups: dict[int | None, list[str]] = {}  # padded length -> captions (None: pad to the batch's longest)
+        if self.pad_multiple is None:
+            groups[None] = missing
+        else:
+            for caption, count in zip(missing, self.encoder.token_counts(missing), strict=True):
+                groups.setdefault(self.padded_length(count), []).append(caption)
+        for length, group in groups.items():
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start : start + self.batch_size]
+                hidden, mask = self.encoder.encode(chunk, length=length)  # (b, S, D), (b, S)
+                for caption, h, m in zip(chunk, hidden, mask, strict=True):
+                    self._store[caption] = h[m].clone()  # (S_i, D)
 
     def __call__(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Context ``(B, S_max, D)`` (zeros at padding) and mask ``(B, S_max)`` for the captions."""
