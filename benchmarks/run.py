@@ -28,6 +28,7 @@ import sampling  # noqa: E402
 import vae  # noqa: E402
 from unidit.backbones.mlp import swiglu_hidden_dim  # noqa: E402
 from unidit.training.host_memory import ENV_SWITCH, retain_freed_host_memory  # noqa: E402
+from unidit.training.step_timer import cpu_model  # noqa: E402
 
 from harness import (  # noqa: E402
     Runtime,
@@ -42,13 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU as ``unidit fit`` names it: model name, family/model numbers, widest vector unit."""
+    return cpu_model(with_threads=False)
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import warnings
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import trimesh
 from unidit.apps.cli import main
+from unidit.training.step_timer import cpu_model
 from unidit.tokenizers.meshes import write_ply
 
 TINY = [
@@ -49,13 +52,14 @@ def fit_output(tmp_path_factory, shape_cache):
     logger.addHandler(records)
     args = ["fit", "shape3d", *TINY, "--data.cache_dir", str(shape_cache), "--trainer.default_root_dir", str(workdir)]
     try:
-        with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught, \
+                contextlib.redirect_stdout(io.StringIO()) as printed:
             warnings.simplefilter("always")
             patch.chdir(cwd)
             assert main(args) == 0
     finally:
         logger.removeHandler(records)
-    return workdir, cwd, [str(w.message) for w in caught], records.messages
+    return workdir, cwd, [str(w.message) for w in caught], records.messages, printed.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +71,14 @@ def fitted_run(fit_output):
 
 
 def test_default_root_dir_holds_everything_and_fit_is_quiet(fit_output, fitted_run: Path):
-    workdir, cwd, warned, logged = fit_output
+    workdir, cwd, warned, logged, printed = fit_output
     assert not list(cwd.iterdir())  # nothing written to the working directory (no ./runs)
     assert {p.name for p in fitted_run.iterdir()} >= {"checkpoints", "model", "report", "metrics.csv"}
     assert not [w for w in warned if "args parameter" in w]
     assert not [m for m in logged if "litlogger" in m or m.startswith("💡")]
+    closing = printed.strip().splitlines()[-1]  # the run names its speed, precision and processor
+    assert closing.startswith("trained 12 steps: ") and "s/step" in closing and "precision 32-true" in closing
+    assert "threads" in closing and cpu_model(with_threads=False) in closing
 
 
 def test_fit_writes_model_samples_and_metrics(fitted_run: Path):

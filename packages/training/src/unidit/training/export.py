@@ -48,6 +48,25 @@ def write_folder_atomically(directory: str | os.PathLike, write: Callable[[Path]
     return target
 
 
+def write_file_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place (readable by all).
+
+    A reader never sees a half-written file, and a failed write leaves nothing behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def export_task(task, directory: str | os.PathLike) -> Path:
     """Write ``task``'s sampling network and hyper-parameters to ``directory`` atomically."""
 

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from unidit.training.export import write_file_atomically
 
 
 def save_figure_png(figure, path: str | os.PathLike) -> Path:
     """Save a matplotlib figure to ``path`` as PNG atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_file_atomically(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def wrap_words(text: str, width: int) -> str:

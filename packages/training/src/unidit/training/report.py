@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from unidit.training.export import write_file_atomically
 
 METRICS_FILE = "metrics.json"
 
@@ -48,18 +48,7 @@ class Evaluation:
 
 def write_json_atomically(path: str | os.PathLike, value) -> Path:
     """Write ``value`` as indented JSON to ``path`` through a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(value, file, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_file_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2)))
 
 
 def spread_indices(total: int, count: int) -> list[int]:
