@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             data = yaml.safe_load(app.config.read_text()).get("data") or {}
             batch_size = int(data.get("batch_size", 32))
             step = time_training(name, task, batch_size, precision, args.steps)
-            sample_batch = int(report.get("batch_size", 32))
+            sample_batch = app.report_class(**report).batch_size
             per_sample = time_sampling(app, task, report, sample_batch)
             budget = int(trainer["max_steps"]) * statistics.median(step)
             rows.append([name, str(batch_size), precision, f"{statistics.median(step):.3f} ({min(step):.3f}–{max(step):.3f})",
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Task defaults: seconds per training step and per generated sample",
         "",
         f"CPU: **{cpu_model()}**, torch {torch.__version__}. Regenerate with "
-        f"`uv run python benchmarks/task_defaults.py` (nothing else running).",
+        f"`uv run python benchmarks/task_defaults.py --steps {args.steps}` (nothing else running).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
