@@ -30,11 +30,9 @@ from typing import Any, ClassVar, Optional
 
 import yaml
 from jsonargparse import ArgumentParser
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from unidit.apps.arguments import UsageError, UsageParser, add_dataclass_options, output_folder, positive_int
-from unidit.apps.task_cli import build_cli, resolve_ckpt_path, run_directory
+from unidit.apps.task_cli import build_cli, fit_cli, resolve_ckpt_path, run_directory
 from unidit.training.captions import check_caption
-from unidit.training.checkpointing import Preempted
 from unidit.training.export import export_task, load_task
 from unidit.training.report import Evaluation
 from unidit.training.sampling import SamplingOptions
@@ -112,10 +110,7 @@ class TaskApp:
         self.report_class(**cli.config["report"])
         ckpt_path = resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path"))
         self.before_fit(cli, ckpt_path)
-        try:
-            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt_path)
-        except SIGTERMException:  # SIGTERM outside a training batch; PreemptionCheckpoint wrote last.ckpt
-            raise Preempted(f"stopped by SIGTERM at step {cli.trainer.global_step}") from None
+        fit_cli(cli, ckpt_path)
         return cli
 
     def fit(self, argv: list[str]) -> Path:

@@ -129,11 +129,16 @@ def run_fit(module_cls, data_cls, config: Path, argv: list[str], extra_groups: d
     ``cli.config`` for the extra groups) once ``trainer.fit`` has finished.
     """
     cli = build_cli(module_cls, data_cls, config, argv, extra_groups)
+    fit_cli(cli, resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path")))
+    return cli
+
+
+def fit_cli(cli, ckpt_path: str | None) -> None:
+    """``cli.trainer.fit`` on the CLI's model and data; a SIGTERM between batches ends as :class:`Preempted`."""
     try:
-        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path")))
+        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:  # SIGTERM outside a training batch; PreemptionCheckpoint wrote last.ckpt
         raise Preempted(f"stopped by SIGTERM at step {cli.trainer.global_step}") from None
-    return cli
 
 
 def resolve_ckpt_path(trainer, ckpt_path: str | None) -> str | None:
