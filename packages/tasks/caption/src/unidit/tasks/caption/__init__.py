@@ -1,0 +1,1 @@
+"""Image captioning by diffusion in a BERT latent space (LaDiC)."""

@@ -1,0 +1,1 @@
+"""Text-to-motion (issue: motion VQ-VAE + masked discrete diffusion)."""
