@@ -303,12 +303,13 @@ def cmd_captions(args) -> None:
     print(f"{len(captions)} training captions, {len(distinct)} distinct, {min(counts)}-{max(counts)} tokens "
           f"(mean {statistics.mean(counts):.1f}); encoder max_length {args.max_length}")
 
-    # Bits: one caption alone, then among 1 ... 40 (and 63, 64) batch mates at the front, middle and end.
+    # Bits: one caption alone, then among 1 ... 40 (and 63, 64) batch mates at the front, middle and end,
+    # each time in a cache of the same batch_size (its calls have that many rows).
     probe, mates = distinct[0], distinct[1:]
     for k in args.pad_multiples:
-        alone = CaptionEmbeddingCache(encoder, batch_size=1, pad_multiple=k)([probe])[0][0]
         differ = []
         for size in [*range(2, 41), 63, 64]:
+            alone = CaptionEmbeddingCache(encoder, batch_size=size, pad_multiple=k)([probe])[0][0]
             for at in (0, size // 2, size - 1):
                 batch = [*mates[: size - 1]]
                 batch.insert(at, probe)
@@ -318,6 +319,7 @@ def cmd_captions(args) -> None:
                     differ.append((size, at))
         print(f"pad_multiple={k}: the probe's embedding differs from its lone one in {len(differ)} of 126 "
               f"batchings {differ[:5]}")
+    alone = CaptionEmbeddingCache(encoder, batch_size=1)([probe])[0][0]
     plain = CaptionEmbeddingCache(encoder, batch_size=64)
     row = plain([probe, *mates[:63]])[0][0][: alone.shape[0]]
     print(f"pad_multiple=None (pad to the batch's longest): probe in a batch of 64 equals it alone: "

@@ -112,7 +112,12 @@ class CaptionEmbeddingCache:
             run whose cache starts empty embeds exactly as the uninterrupted
             one did. A small ``k`` wastes little compute on padding tokens but
             splits the misses into more batches (8 suits captions of a few to
-            a few tens of tokens).
+            a few tens of tokens). Every encoder call then also has exactly
+            ``batch_size`` rows (a short chunk is filled with empty captions
+            whose rows are dropped): on CPUs with AVX-512 the matrix kernels
+            oneDNN picks, and so the last bits of every row, change with the
+            number of rows in a call, while rows of one call shape do not
+            depend on their position or their batch mates.
     """
 
     def __init__(self, encoder: TextEncoder, batch_size: int = 64, pad_multiple: int | None = None) -> None:
@@ -149,8 +154,9 @@ class CaptionEmbeddingCache:
         for length, group in groups.items():
             for start in range(0, len(group), self.batch_size):
                 chunk = group[start : start + self.batch_size]
-                hidden, mask = self.encoder.encode(chunk, length=length)  # (b, S, D), (b, S)
-                for caption, h, m in zip(chunk, hidden, mask, strict=True):
+                filler = [] if length is None else [""] * (self.batch_size - len(chunk))  # one call shape
+                hidden, mask = self.encoder.encode(chunk + filler, length=length)  # (batch_size, S, D), (batch_size, S)
+                for caption, h, m in zip(chunk, hidden[: len(chunk)], mask[: len(chunk)], strict=True):
                     self._store[caption] = h[m].clone()  # (S_i, D)
 
     def __call__(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
