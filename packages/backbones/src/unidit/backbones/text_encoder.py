@@ -117,7 +117,9 @@ class CaptionEmbeddingCache:
             whose rows are dropped): on CPUs with AVX-512 the matrix kernels
             oneDNN picks, and so the last bits of every row, change with the
             number of rows in a call, while rows of one call shape do not
-            depend on their position or their batch mates.
+            depend on their position or their batch mates. The price is a
+            full call for every chunk, so keep ``batch_size`` near the misses a
+            step brings (a training batch), not far above it.
     """
 
     def __init__(self, encoder: TextEncoder, batch_size: int = 64, pad_multiple: int | None = None) -> None:

@@ -1,1 +1,1 @@
-"""Text-to-motion (issue: motion VQ-VAE + masked discrete diffusion)."""
+"""Text-to-motion on the shared backbone (HumanML3D-style motion features). Not yet usable: the package holds no code."""
