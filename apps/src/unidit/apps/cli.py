@@ -34,6 +34,8 @@ APPS = {
     "t2v": "unidit.apps.t2v.app:APP",
     "audio-vae": "unidit.apps.audio_vae.app",
     "video-vae": "unidit.apps.video_vae.app",
+    "text-latent": "unidit.apps.text_latent.app",
+    "joint": "unidit.apps.joint.app:APP",
 }
 VERBS = {"fit": "fit", "sample": "sample", "eval": "evaluate"}
 EXIT_USAGE = 2
@@ -49,6 +51,8 @@ apps:  {", ".join(APPS)}
   unidit sample shape3d --ckpt RUN/model --prompt "a large torus" --out samples/
   unidit eval shape3d --ckpt RUN/model
   unidit fit audio-vae / unidit fit video-vae          the tokenizers' own training apps
+  unidit fit text-latent                             the caption text-latent tokenizer (MiniLM split)
+  unidit fit joint --tasks shape3d,t2a,t2v           one backbone for several tasks; sample/eval each with --ckpt RUN/model
   unidit fit t2a                                     trains an audio VAE first unless --model.vae is given
   unidit sample t2a --ckpt RUN/model --prompt "a bell rings twice" --seconds 3 --out out/
   unidit sample t2a --ckpt RUN/model --prompt "a siren" --inpaint in.wav --start 1.0 --end 2.0 --out out/

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -98,6 +99,17 @@ class TaskApp:
         """The task from an export folder or a Lightning checkpoint."""
         return load_task(self.task_class, path)
 
+    def load_checkpoint(self, path: str | Path):
+        """:meth:`load`, also from a joint run's export (``unidit fit joint``): this task's part of it."""
+        part = joint_part(path, self.name)
+        if part is None:
+            return self.load(path)
+        folder, modality = part
+        task = self.load(folder)
+        for network in (task.denoiser, task.sampling_network()):
+            network.modality = modality  # the joint backbone's modality embedding of this task
+        return task
+
     # -- the verbs -----------------------------------------------------------------------
     def train(self, argv: list[str]):
         """Parse ``argv`` over the YAML, build model, data and trainer, and train; returns the LightningCLI.
@@ -137,7 +149,7 @@ class TaskApp:
             options = SamplingOptions(**{name: getattr(args, name) for name in _field_names(SamplingOptions)})
         except ValueError as error:
             raise UsageError(f"--{error}") from None
-        task = self.load(args.ckpt)
+        task = self.load_checkpoint(args.ckpt)
         captions = [p for p in prompts for _ in range(args.num)]
         print(self.write_samples(task, args, captions, options, args.batch_size, out), flush=True)
         return out
@@ -166,7 +178,7 @@ class TaskApp:
         parser.set_defaults(self._fit_defaults(("data", "report")))
         config = parser.instantiate_classes(parser.parse_args(argv))
         out = output_folder(config.out) if config.out else None
-        task = self.load(config.ckpt)
+        task = self.load_checkpoint(config.ckpt)
         self.prepare_eval(task, config.data)
         return self._report(task, config.data, config.report, out)
 
@@ -184,6 +196,28 @@ class TaskApp:
         """``{"data.seed": 0, "report.steps": 30, …}``: the YAML's values for these groups."""
         config = yaml.safe_load(self.config.read_text()) or {}
         return {f"{group}.{key}": value for group in groups for key, value in (config.get(group) or {}).items()}
+
+
+JOINT_FILE = "joint.json"  # in a joint run's export: {"tasks": [...], "modalities": {task: id}}
+
+
+def joint_part(path: str | Path, task: str) -> tuple[Path, int] | None:
+    """``(folder of task's part, its modality id)`` when ``path`` is a joint export, else None.
+
+    A joint export lacking ``task`` is a ValueError naming the file and the tasks it holds.
+    """
+    meta_path = Path(path) / JOINT_FILE
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        tasks, modalities = list(meta["tasks"]), dict(meta["modalities"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{meta_path}: expected a joint export's JSON with 'tasks' and 'modalities': {error}") from None
+    if task not in tasks:
+        raise ValueError(f"--ckpt {path}: a joint checkpoint of the tasks {', '.join(tasks)}; it has no {task!r} part "
+                         f"(train one with: unidit fit joint --tasks {','.join([*tasks, task])})")
+    return Path(path) / task, int(modalities[task])
 
 
 def _field_names(cls) -> list[str]:

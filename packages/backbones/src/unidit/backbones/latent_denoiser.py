@@ -49,6 +49,23 @@ class DenoiserConfig:
         return cls(**config) if isinstance(config, dict) else config
 
 
+@dataclass
+class SlotInputs:
+    """A task's input laid out for the backbone, plus what its :meth:`LatentDenoiser.finish` needs.
+
+    A joint run (``unidit fit joint``) takes these from every task, packs their
+    embedded tokens end to end in one varlen row, runs the shared backbone once,
+    and hands each task its part of the head output back through ``finish``.
+    """
+
+    tokens: Tensor  # (B, L, C·prod(p)) patch vectors
+    t: Tensor  # (B,) or (B, L) slot times
+    positions: Tensor  # (B, L, 3)
+    slot_kind: Tensor  # (B, L)
+    key_mask: Tensor  # (B, L) bool
+    state: tuple = ()  # what ``finish`` reads back (packed batch, coordinates, dtype, ...)
+
+
 class LatentDenoiser(nn.Module):
     """Patch embedding -> backbone -> head over laid-out latents.
 
@@ -86,6 +103,9 @@ class LatentDenoiser(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
+    modality: int | None = None
+    """Modality id handed to the backbone's modality embedding (set by a joint run; None = none)."""
+
     def pack(self, latents: Tensor | Sequence[Tensor]) -> PackedBatch:
         """Lay out ``(B, C, *grid)`` latents, or a list of ``(C, *grid_i)`` of different sizes (padded)."""
         return pack(latents, self.patch_size)
@@ -109,8 +129,24 @@ class LatentDenoiser(nn.Module):
             key_mask,
             context=context,
             context_mask=context_mask,
+            **self.modality_arguments(tokens.shape[0], tokens.device),
         )  # (B, L, D)
         return self.head(hidden)  # (B, L, out·prod(p))
+
+    def modality_arguments(self, batch: int, device: torch.device) -> dict:
+        """``{"modality": (B,) ids}`` when this denoiser belongs to a joint run, else ``{}``."""
+        if self.modality is None:
+            return {}
+        return {"modality": torch.full((batch,), int(self.modality), dtype=torch.long, device=device)}
+
+    def slots(self, x: Tensor, t: Tensor) -> SlotInputs:
+        """The laid-out input of ``forward(x, t)`` before the patch embedding (a task overrides it)."""
+        packed = self.pack(x)
+        return SlotInputs(packed.tokens, t, packed.positions, packed.slot_kind, packed.key_mask, (packed,))
+
+    def finish(self, out: Tensor, slots: SlotInputs) -> Tensor:
+        """What ``forward`` returns, from the head outputs ``(B, L, out·prod(p))`` of ``slots``."""
+        return unpack_stacked(out, slots.state[0], channels=self.out_channels)
 
     def forward_packed(
         self,
@@ -134,9 +170,10 @@ class LatentDenoiser(nn.Module):
         context_mask: Tensor | None = None,
     ) -> Tensor:
         """``(B, out_channels, *grid)``: the head's output laid back onto the latent grid."""
-        packed = self.pack(latent)
-        out = self.forward_packed(packed, t, context, context_mask)  # (B, L, out·prod(p))
-        return unpack_stacked(out, packed, channels=self.out_channels)
+        slots = self.slots(latent, t)
+        out = self.forward_slots(slots.tokens, slots.t, slots.positions, slots.slot_kind, slots.key_mask,
+                                 context, context_mask)  # (B, L, out·prod(p))
+        return self.finish(out, slots)
 
 
 def per_sample_if_uniform(t: Tensor, key_mask: Tensor | None = None) -> Tensor:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
-from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser, per_sample_if_uniform
+from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser, SlotInputs, per_sample_if_uniform
 from unidit.backbones.layout import PackedBatch, pack, unpack_stacked
 from unidit.backbones.slots import DATA
 from unidit.tokenizers.voxels import Voxelizer
@@ -84,6 +84,13 @@ class PointCloudDenoiser(LatentDenoiser, PyTorchModelHubMixin):
         context: Tensor | None = None,  # (B, S, Dc)
         context_mask: Tensor | None = None,  # (B, S)
     ) -> Tensor:
+        slots = self.slots(x, t)
+        out = self.forward_slots(slots.tokens, slots.t, slots.positions, slots.slot_kind, slots.key_mask,
+                                 context, context_mask)  # (B, L, C·p³)
+        return self.finish(out, slots)  # (B, N, 3)
+
+    def slots(self, x: Tensor, t: Tensor) -> SlotInputs:
+        """Voxelize the noisy cloud ``x`` (B, N, 3) and lay the grid out (the input of the backbone)."""
         batch, num_points, _ = x.shape
         t = per_sample_if_uniform(t)  # one timestep per cloud: adaLN runs once per sample, not per token
         t_points = t[:, None].expand(batch, num_points) if t.dim() == 1 else t  # (B, N)
@@ -91,7 +98,12 @@ class PointCloudDenoiser(LatentDenoiser, PyTorchModelHubMixin):
         grid, coords = self.voxelizer.voxelize(features, x)  # (B, 5, r, r, r), (B, N, 3)
         packed = self.pack(grid[:, :4])  # (B, L, 4·p³) with [nextline]/[nextframe] slots
         token_t = t if t.dim() == 1 else self._token_timesteps(grid[:, 3:], t, packed)  # (B,) or (B, L)
-        out = self.forward_packed(packed, token_t, context, context_mask)  # (B, L, C·p³)
+        return SlotInputs(packed.tokens, token_t, packed.positions, packed.slot_kind, packed.key_mask,
+                          (packed, coords, features))
+
+    def finish(self, out: Tensor, slots: SlotInputs) -> Tensor:
+        """Head outputs ``(B, L, C·p³)`` -> per-point velocities ``(B, N, 3)`` (devoxelize + point MLP)."""
+        packed, coords, features = slots.state
         out_grid = unpack_stacked(out, packed, channels=self.out_channels)  # (B, C, r, r, r)
         point_features = self.voxelizer.devoxelize(out_grid, coords)  # (B, N, C)
         return self.point_mlp(torch.cat([point_features, features[..., :3], features[..., 4:]], dim=-1))  # (B, N, 3)

@@ -23,7 +23,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor
 from unidit.backbones.held_tokens import Conditioning
-from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser
+from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser, SlotInputs
 from unidit.backbones.layout import PackedBatch
 from unidit.backbones.slots import DATA, PAD
 
@@ -70,6 +70,13 @@ class LatentAudioDenoiser(LatentDenoiser, PyTorchModelHubMixin):
         context_mask: Tensor | None = None,  # (B, S)
         key_mask: Tensor | None = None,  # (B, L) bool; default: t >= 0
     ) -> Tensor:
+        slots = self.slots(x, t, key_mask)
+        out = self.forward_slots(slots.tokens, slots.t, slots.positions, slots.slot_kind, slots.key_mask,
+                                 context, context_mask)  # (B, L, C·p)
+        return self.finish(out, slots)  # (B, L, C·p), zero at PAD
+
+    def slots(self, x: Tensor, t: Tensor, key_mask: Tensor | None = None) -> SlotInputs:
+        """Packed tokens ``x`` (B, L, C·p) with their 1-axis positions; PAD where ``t < 0`` (or ``~key_mask``)."""
         batch, length, _ = x.shape
         token_t = t[:, None].expand(batch, length) if t.dim() == 1 else t  # (B, L)
         if key_mask is None:
@@ -77,8 +84,11 @@ class LatentAudioDenoiser(LatentDenoiser, PyTorchModelHubMixin):
         positions = torch.zeros(batch, length, 3, dtype=torch.long, device=x.device)  # (B, L, 3)
         positions[..., 2] = torch.arange(length, device=x.device)  # 1-axis layout: (0, 0, l)
         slot_kind = torch.where(key_mask, DATA, PAD)  # (B, L)
-        out = self.forward_slots(x, token_t.clamp_min(0.0), positions, slot_kind, key_mask, context, context_mask)
-        return out * key_mask[..., None].to(x.dtype)  # (B, L, C·p), zero at PAD
+        return SlotInputs(x, token_t.clamp_min(0.0), positions, slot_kind, key_mask, (x.dtype,))
+
+    def finish(self, out: Tensor, slots: SlotInputs) -> Tensor:
+        """Head outputs, zero at PAD slots."""
+        return out * slots.key_mask[..., None].to(slots.state[0])  # (B, L, C·p)
 
     def pack(self, latents: list[Tensor]) -> PackedBatch:
         """Lay out latents ``(C, T_i)`` (``T_i`` multiples of the patch size) as one padded batch."""

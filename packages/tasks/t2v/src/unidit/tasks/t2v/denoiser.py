@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from einops import rearrange
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor
-from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser, per_sample_if_uniform, slot_times
+from unidit.backbones.latent_denoiser import (
+    DenoiserConfig, LatentDenoiser, SlotInputs, per_sample_if_uniform, slot_times,
+)
 from unidit.backbones.layout import unpack_stacked
 
 
@@ -90,11 +92,22 @@ class VideoLatentDenoiser(LatentDenoiser, PyTorchModelHubMixin):
         context: Tensor | None = None,  # (B, S, Dc)
         context_mask: Tensor | None = None,  # (B, S)
     ) -> Tensor:
+        slots = self.slots(x, t)
+        out = self.forward_slots(slots.tokens, slots.t, slots.positions, slots.slot_kind, slots.key_mask,
+                                 context, context_mask)  # (B, L, P)
+        return self.finish(out, slots)  # (B, N, C)
+
+    def slots(self, x: Tensor, t: Tensor) -> SlotInputs:
+        """Raster-order cells ``x`` (B, N, C) laid out as frames of patches with placeholders."""
         t = per_sample_if_uniform(t)  # one timestep per clip: adaLN runs once per sample, not per token
         latent = self.cells_to_latent(x)  # (B, C, F', H', W')
         packed = self.pack(latent)  # (B, L, P) with [nextline]/[nextframe] slots
         if t.dim() == 2:
             t = slot_times(rearrange(t, "b (f h w) -> b f h w", f=latent.shape[2], h=self.config.latent_height),
                            packed)  # (B, L)
-        velocity = unpack_stacked(self.forward_packed(packed, t, context, context_mask), packed)  # (B, C, F', H', W')
+        return SlotInputs(packed.tokens, t, packed.positions, packed.slot_kind, packed.key_mask, (packed,))
+
+    def finish(self, out: Tensor, slots: SlotInputs) -> Tensor:
+        """Head outputs ``(B, L, P)`` -> velocity cells ``(B, N, C)``."""
+        velocity = unpack_stacked(out, slots.state[0])  # (B, C, F', H', W')
         return self.latent_to_cells(velocity)  # (B, N, C)

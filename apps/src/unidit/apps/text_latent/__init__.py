@@ -1,0 +1,1 @@
+"""``unidit fit|eval|sample text-latent``: the LaDiC text-latent tokenizer on the embedded scene captions."""
