@@ -78,6 +78,16 @@ class JointApp:
     """``unidit fit|sample|eval joint``."""
 
     name = "joint"
+    config = CONFIG
+    extra_groups = {"report": JointReport, "video_vae": VideoVAEFit}
+
+    @property
+    def task_class(self) -> type:
+        return _JointTask()
+
+    @property
+    def data_class(self) -> type:
+        return _JointData()
 
     def prepare_argv(self, argv: list[str]) -> list[str]:
         """``--tasks`` -> ``--model.tasks`` + ``--data.tasks``; name an audio VAE when t2a is a task."""
@@ -93,7 +103,7 @@ class JointApp:
         """Parse over ``fit.yaml``, find or train the tokenizers, train; returns the LightningCLI."""
         argv = self.prepare_argv(argv)
         argv = self._with_audio_vae(argv)
-        cli = build_cli(_JointTask(), _JointData(), CONFIG, argv, {"report": JointReport, "video_vae": VideoVAEFit})
+        cli = build_cli(self.task_class, self.data_class, self.config, argv, self.extra_groups)
         model_tasks, data_tasks = cli.model.task_names, cli.datamodule.names
         if model_tasks != data_tasks:
             raise ValueError(f"model.tasks {model_tasks} and data.tasks {data_tasks} differ; set both with --tasks")

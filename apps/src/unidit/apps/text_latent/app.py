@@ -65,13 +65,17 @@ class TextLatentFit:
 
 
 def fit(argv: list[str]) -> Path:
+    return fit_config(parse_fit(argv))
+
+
+def parse_fit(argv: list[str]) -> TextLatentFit:
+    """``fit.yaml`` overridden by ``argv`` as a :class:`TextLatentFit`."""
     parser = ArgumentParser(prog="unidit fit text-latent", exit_on_error=False, default_config_files=[str(FIT_CONFIG)],
                             description="Train the text-latent tokenizer's decoder on the embedded scene captions.")
     parser.add_class_arguments(TextLatentFit, as_group=False)
     parser.add_argument("--config", action="config")
-    config = TextLatentFit(**{k: v for k, v in parser.instantiate_classes(parser.parse_args(argv)).items()
-                              if k in TextLatentFit.__dataclass_fields__})
-    return fit_config(config)
+    return TextLatentFit(**{k: v for k, v in parser.instantiate_classes(parser.parse_args(argv)).items()
+                            if k in TextLatentFit.__dataclass_fields__})
 
 
 def fit_config(config: TextLatentFit, sizes: dict[str, int] | None = None) -> Path:
