@@ -34,12 +34,6 @@ EVAL = {
 SAMPLE = {"shape3d": ["--num_points", "64"], "t2a": ["--seconds", "1"], "t2v": ["--num_frames", "9"]}
 
 
-@pytest.fixture(autouse=True)
-def joint_registered(monkeypatch):
-    """``unidit … joint`` as cli.py will register it."""
-    monkeypatch.setitem(cli.APPS, "joint", "unidit.apps.joint.app:APP")
-
-
 def eval_data_args(workdir: Path, name: str) -> list[str]:
     task_data = yaml.safe_load(TASK_DATA.replace("CACHE", str(workdir / "cache")))
     return task_data_args({"task_data": task_data}, name)

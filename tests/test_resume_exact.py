@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from resume_check import differing, sigterm_at, training_state
 from unidit.apps.shape3d.app import APP
-from unidit.training.checkpointing import Preempted, PreemptionCheckpoint
+from unidit.training.checkpointing import Preempted
 
 # 64 training clouds / batch 8 = 8 batches per epoch: stopping at 5 is mid-epoch and the
 # resumed half crosses into epoch 1 (a new permutation); stopping at 8 is on the epoch boundary.
@@ -29,19 +30,10 @@ def _fit(workdir: Path, cache: Path, *extra: str):
     return APP.train(args)
 
 
-def _state(cli) -> dict[str, torch.Tensor]:
-    state = {f"model.{k}": v.detach().clone() for k, v in cli.model.state_dict().items()}  # denoiser + EMA
-    optimizer = cli.trainer.optimizers[0].state_dict()
-    for pid, slots in optimizer["state"].items():
-        for name, value in slots.items():
-            state[f"adam.{pid}.{name}"] = torch.as_tensor(value).clone()
-    return state
-
-
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory, shape_cache):
     cli = _fit(tmp_path_factory.mktemp("straight"), shape_cache)
-    return cli, _state(cli)
+    return cli, training_state(cli)
 
 
 @pytest.mark.parametrize("stop_at", [5, 8], ids=["mid-epoch", "epoch-boundary"])
@@ -49,26 +41,15 @@ def test_stop_and_resume_is_bit_identical(stop_at, straight_run, tmp_path, shape
     straight, expected = straight_run
     assert straight.trainer.global_step == TOTAL
 
-    original = PreemptionCheckpoint.on_train_batch_end
-
-    def sigterm_at_stop(self, trainer, *args):
-        if trainer.global_step == stop_at:
-            trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
-        return original(self, trainer, *args)
-
-    monkeypatch.setattr(PreemptionCheckpoint, "on_train_batch_end", sigterm_at_stop)
-    with pytest.raises(Preempted):
+    with sigterm_at(monkeypatch, stop_at), pytest.raises(Preempted):
         _fit(tmp_path / "split", shape_cache)
-    monkeypatch.setattr(PreemptionCheckpoint, "on_train_batch_end", original)
     last = list((tmp_path / "split").glob("shape3d/version_0/checkpoints/last.ckpt"))
     assert last, sorted(map(str, (tmp_path / "split").rglob("*")))
     assert torch.load(last[0], weights_only=True)["global_step"] == stop_at
 
     resumed = _fit(tmp_path / "split", shape_cache, "--ckpt_path", "last")
     assert resumed.trainer.global_step == TOTAL
-    got = _state(resumed)
-    assert got.keys() == expected.keys()
-    different = [k for k in expected if not torch.equal(expected[k], got[k])]
+    different = differing(expected, training_state(resumed))
     assert not different, f"{len(different)} tensors differ, e.g. {different[:5]}"
     lr = [pg["lr"] for pg in resumed.trainer.optimizers[0].param_groups]
     assert lr == [pg["lr"] for pg in straight.trainer.optimizers[0].param_groups]

@@ -7,13 +7,16 @@ import pytest
 import torch
 from unidit.tasks.shape3d.metrics import (
     chamfer_distance,
+    chamfer_matrix,
     coverage,
     emd,
+    emd_matrix,
     evaluate_clouds,
     mmd,
     one_nna,
     pairwise_chamfer,
     pairwise_emd,
+    subsample,
 )
 from unidit.tasks.shape3d.primitives import ShapeSpec, sample_points
 
@@ -36,6 +39,27 @@ def test_pairwise_chamfer_matches_per_pair():
     table = pairwise_chamfer(x, y)
     assert table.shape == (4, 3)
     assert torch.allclose(table[2, 1], chamfer_distance(x[2:3], y[1:2])[0])
+
+
+def test_tree_chamfer_tables_match_the_dense_distance():
+    """The k-d tree tables equal the dense |a|^2 + |b|^2 - 2ab Chamfer of each pair (float32 rounding)."""
+    x, y = _clouds(3, 300, 6), _clouds(4, 200, 7)
+    dense = torch.stack([chamfer_distance(x[g : g + 1].expand(4, -1, -1), y) for g in range(3)])  # (G, R)
+    assert torch.allclose(pairwise_chamfer(x, y), dense, rtol=1e-5, atol=1e-7)
+    z = _clouds(5, 256, 8)
+    table = chamfer_matrix(z)
+    assert torch.equal(table, table.T) and torch.all(table.diagonal() == 0)
+    assert torch.allclose(table, pairwise_chamfer(z, z), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match=r"\(G, N, 3\)"):
+        pairwise_chamfer(x[..., :2], y)
+
+
+def test_emd_matrix_solves_each_pair_once_and_matches_emd():
+    z = _clouds(4, 200, 9)
+    table = emd_matrix(z, num_points=48, seed=3)
+    sub = subsample(z, 48, seed=3)  # (M, 48, 3)
+    assert torch.equal(table, table.T) and torch.all(table.diagonal() == 0)
+    assert torch.allclose(table[1, 3], emd(sub[1:2], sub[3:4])[0])
 
 
 def test_emd_permutation_and_shift():
