@@ -83,6 +83,23 @@ def test_mixed_varlen_batch_matches_each_task_alone():
     assert nonzero == len(params)
 
 
+def test_tasks_draw_their_training_conditioning_in_training_mode_only():
+    """Lightning switches modes by setting ``.training`` on modules (not through ``train()``): the
+    tasks inside follow the joint module's flag, so every step of a joint run trains image-to-video,
+    extension, completion and inpainting as often as a single-task run does, and validation does not."""
+    joint = tiny_joint(caption_dropout=0.0)
+    joint.subtasks["t2v"].first_frame_prob, joint.subtasks["t2v"].prefix_prob = 1.0, 0.0  # every clip holds frame 0
+    batches, calls = task_batches(), []
+    original = joint.subtasks["t2v"]._random_held_frames
+    joint.subtasks["t2v"]._random_held_frames = lambda *a: calls.append(a) or original(*a)
+    for mode in (True, False, True):
+        joint.training = mode  # as Lightning's _ModuleMode.restore does
+        calls.clear()
+        joint.joint_losses(batches)
+        assert all(sub.training is mode for sub in joint.subtasks.values())
+        assert len(calls) == int(mode)
+
+
 def test_one_backbone_is_shared_and_smaller_than_separate_ones():
     joint = tiny_joint()
     backbones = {id(joint.denoiser.part(n).backbone) for n in joint.task_names}

@@ -89,12 +89,6 @@ class JointTask(FlowMatchingTask):
     def task_names(self) -> list[str]:
         return list(self.subtasks)
 
-    def train(self, mode: bool = True) -> "JointTask":
-        super().train(mode)
-        for sub in self.subtasks.values():  # their flow_inputs read self.training
-            sub.training = mode
-        return self
-
     # -- exact resume: the task's own random streams (held-token draws) -----------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -116,6 +110,10 @@ class JointTask(FlowMatchingTask):
         for name in self.task_names:
             if name not in batch:
                 continue
+            # a task's flow_inputs draws its training-only conditioning (held frames, spans, half-spaces)
+            # when it is in training mode; Lightning switches modes by setting ``.training`` on
+            # submodules, and the tasks are not submodules, so they follow this module's flag here
+            self.subtasks[name].training = self.training
             flow_in = self.subtasks[name].flow_inputs(batch[name])
             captions = self.drop_captions(flow_in.captions) if drop else list(flow_in.captions)
             context, context_mask = self.encode_captions(captions)
