@@ -34,7 +34,9 @@ APPS = {
     "t2v": "unidit.apps.t2v.app:APP",
     "audio-vae": "unidit.apps.audio_vae.app",
     "video-vae": "unidit.apps.video_vae.app",
+    "motion-vq": "unidit.apps.motion_vq.app",
     "text-latent": "unidit.apps.text_latent.app",
+    "caption": "unidit.apps.caption.app:APP",
     "joint": "unidit.apps.joint.app:APP",
 }
 VERBS = {"fit": "fit", "sample": "sample", "eval": "evaluate"}
@@ -51,7 +53,9 @@ apps:  {", ".join(APPS)}
   unidit sample shape3d --ckpt RUN/model --prompt "a large torus" --out samples/
   unidit eval shape3d --ckpt RUN/model
   unidit fit audio-vae / unidit fit video-vae          the tokenizers' own training apps
+  unidit fit motion-vq / unidit eval motion-vq --ckpt RUN/model   the motion VQ-VAE (HumanML3D features)
   unidit fit text-latent                             the caption text-latent tokenizer (MiniLM split)
+  unidit fit caption / unidit sample caption --ckpt RUN/model --image a.png b.png --out out/   image captioning
   unidit fit joint --tasks shape3d,t2a,t2v           one backbone for several tasks; sample/eval each with --ckpt RUN/model
   unidit fit t2a                                     trains an audio VAE first unless --model.vae is given
   unidit sample t2a --ckpt RUN/model --prompt "a bell rings twice" --seconds 3 --out out/

@@ -1,1 +1,1 @@
-"""Image captioning by diffusion in a BERT latent space (LaDiC, Wang et al. 2024). Not yet usable: the package holds no code."""
+"""Image captioning by diffusion in a BERT latent space (LaDiC, Wang et al. 2024): scenes, loaders, metrics, the flow captioner."""

@@ -42,14 +42,7 @@ class CaptionSet:
         path = self.image_paths[index]
         if not path.is_file():
             raise FileNotFoundError(f"{path}: image not found (listed for image id {self.image_ids[index]})")
-        try:
-            with Image.open(path) as handle:
-                picture = handle.convert("RGB")
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"{path}: cannot decode the image ({error}); expected a PNG or JPEG file") from error
-        if size is not None and picture.size != (size, size):
-            picture = picture.resize((size, size), Image.Resampling.BICUBIC)
-        return np.asarray(picture, dtype=np.uint8)
+        return read_image(path, size)
 
     def images(self, size: int | None = None) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 of every image (all of one size, or resized to ``size``)."""
@@ -67,6 +60,21 @@ class CaptionSet:
         objects = [self.objects[i] for i in index] if self.objects else []
         return CaptionSet([self.image_ids[i] for i in index], [self.image_paths[i] for i in index],
                           [self.captions[i] for i in index], objects)
+
+
+def read_image(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of an image file (resized to ``size``×``size`` if given); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found; expected a PNG or JPEG file")
+    try:
+        with Image.open(path) as handle:
+            picture = handle.convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: cannot decode the image ({error}); expected a PNG or JPEG file") from error
+    if size is not None and picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(picture, dtype=np.uint8)
 
 
 def _read_json(path: str | os.PathLike, what: str) -> dict:

@@ -1,0 +1,1 @@
+"""The image captioning app: ``unidit fit|sample|eval caption``."""
