@@ -145,19 +145,16 @@ class TaskApp:
         args = parser.parse_args(argv)
         prompts = [check_caption(p, "--prompt") for p in args.prompt]
         out = output_folder(args.out)
-        try:
-            options = SamplingOptions(**{name: getattr(args, name) for name in _field_names(SamplingOptions)})
-        except ValueError as error:
-            raise UsageError(f"--{error}") from None
+        options = self.sampling_options(args)
         task = self.load_checkpoint(args.ckpt)
         captions = [p for p in prompts for _ in range(args.num)]
         print(self.write_samples(task, args, captions, options, args.batch_size, out), flush=True)
         return out
 
     def sample_parser(self) -> argparse.ArgumentParser:
-        parser = UsageParser(prog=f"unidit sample {self.name}", description=f"Write {self.media} for prompts.")
+        parser = UsageParser(prog=f"unidit sample {self.name}", description=f"Write {self.media} for {self.inputs}.")
         parser.add_argument("--ckpt", required=True, help="export folder (<run>/model) or Lightning .ckpt")
-        parser.add_argument("--prompt", action="append", required=True, help="caption; repeat for several")
+        self.add_input_arguments(parser)
         parser.add_argument("--out", required=True, help="output folder (created if missing)")
         parser.add_argument("--num", type=positive_int, default=1, help="samples per prompt (default: %(default)s)")
         defaults = self.report_class()
@@ -166,6 +163,21 @@ class TaskApp:
         add_dataclass_options(parser, SamplingOptions, defaults, "sampling (defaults: the report's)")
         self.add_sample_arguments(parser)
         return parser
+
+    inputs: ClassVar[str] = "prompts"
+    """What ``unidit sample`` conditions on, for its ``--help``."""
+
+    def add_input_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The conditioning inputs of ``unidit sample``: ``--prompt`` (a task conditioned otherwise overrides this)."""
+        parser.add_argument("--prompt", action="append", required=True, help="caption; repeat for several")
+
+    @staticmethod
+    def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+        """The parsed sampler options of ``unidit sample`` (a bad value is a usage error)."""
+        try:
+            return SamplingOptions(**{name: getattr(args, name) for name in _field_names(SamplingOptions)})
+        except ValueError as error:
+            raise UsageError(f"--{error}") from None
 
     def evaluate(self, argv: list[str]) -> dict:
         """``unidit eval <task>``: the metric table of a checkpoint (``--out`` also writes the report)."""

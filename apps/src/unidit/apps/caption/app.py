@@ -17,13 +17,12 @@ captions given pictures (``--image a.png b.png``); ``eval`` prints the metric ta
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from unidit.apps.arguments import UsageError, UsageParser, add_dataclass_options, input_file, output_folder, positive_int
+from unidit.apps.arguments import UsageError, input_file, output_folder
 from unidit.apps.task_app import TaskApp
 from unidit.apps.task_cli import checkpoint_hparam
 from unidit.apps.text_latent.app import fit_config, parse_fit
@@ -33,7 +32,6 @@ from unidit.tasks.caption.evaluate import CaptionReport, evaluate_captions, gene
 from unidit.tasks.caption.image_encoder import images_to_tensor
 from unidit.tasks.caption.task import CaptionTask
 from unidit.training.export import load_task
-from unidit.training.sampling import SamplingOptions
 
 TEXT_LATENT_FOLDER = "text_latent"  # an export carries its tokenizer here (see CaptionApp.load)
 
@@ -96,28 +94,18 @@ class CaptionApp(TaskApp, name="caption", task=CaptionTask, data=CaptionData, re
         return evaluate_captions(task, data.splits["test"], report, task.denoiser.config.image_size)
 
     # -- sample: pictures in, captions out ------------------------------------------------------
-    def sample_parser(self) -> argparse.ArgumentParser:
-        parser = UsageParser(prog="unidit sample caption", description=f"Write {self.media} for pictures.")
-        parser.add_argument("--ckpt", required=True, help="export folder (<run>/model) or Lightning .ckpt")
+    inputs = "pictures"
+
+    def add_input_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--image", nargs="+", action="extend", required=True,
                             help="pictures to caption (PNG or JPEG; resized to the model's input size)")
-        parser.add_argument("--out", required=True, help="output folder (created if missing)")
-        parser.add_argument("--num", type=positive_int, default=1, help="captions per picture (default: %(default)s)")
-        defaults = self.report_class()
-        parser.add_argument("--batch_size", type=positive_int, default=defaults.batch_size,
-                            help="pictures captioned at a time (default: %(default)s)")
-        add_dataclass_options(parser, SamplingOptions, defaults, "sampling (defaults: the report's)")
-        return parser
 
     def sample(self, argv: list[str]) -> Path:
         """``unidit sample caption``: ``--num`` captions of each ``--image``, printed and written to ``--out``."""
         args = self.sample_parser().parse_args(argv)
         paths = [input_file(path, "--image") for path in args.image]
         out = output_folder(args.out)
-        try:
-            options = SamplingOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)})
-        except ValueError as error:
-            raise UsageError(f"--{error}") from None
+        options = self.sampling_options(args)
         task = self.load_checkpoint(args.ckpt)
         size = task.denoiser.config.image_size
         try:
