@@ -35,8 +35,10 @@ APPS = {
     "audio-vae": "unidit.apps.audio_vae.app",
     "video-vae": "unidit.apps.video_vae.app",
     "motion-vq": "unidit.apps.motion_vq.app",
+    "motion": "unidit.apps.motion.app:APP",
     "text-latent": "unidit.apps.text_latent.app",
     "caption": "unidit.apps.caption.app:APP",
+    "fmri": "unidit.apps.fmri.app:APP",
     "joint": "unidit.apps.joint.app:APP",
 }
 VERBS = {"fit": "fit", "sample": "sample", "eval": "evaluate"}
@@ -54,8 +56,11 @@ apps:  {", ".join(APPS)}
   unidit eval shape3d --ckpt RUN/model
   unidit fit audio-vae / unidit fit video-vae          the tokenizers' own training apps
   unidit fit motion-vq / unidit eval motion-vq --ckpt RUN/model   the motion VQ-VAE (HumanML3D features)
+  unidit fit motion / unidit sample motion --ckpt RUN/model --prompt "a person waves" --out out/   text-to-motion
+                                                     (trains the motion VQ-VAE first unless --model.vqvae is given)
   unidit fit text-latent                             the caption text-latent tokenizer (MiniLM split)
   unidit fit caption / unidit sample caption --ckpt RUN/model --image a.png b.png --out out/   image captioning
+  unidit fit fmri / unidit sample fmri --ckpt RUN/model --subject subj01 --image_id '[0, 5]' --out out/   captions from fMRI
   unidit fit joint --tasks shape3d,t2a,t2v           one backbone for several tasks; sample/eval each with --ckpt RUN/model
   unidit fit t2a                                     trains an audio VAE first unless --model.vae is given
   unidit sample t2a --ckpt RUN/model --prompt "a bell rings twice" --seconds 3 --out out/

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from unidit.tasks.caption.datamodule import CaptionData, ImageCaptionDataset
-from unidit.tasks.caption.denoiser import CaptionDenoiser, CaptionDenoiserConfig
+from unidit.tasks.caption.denoiser import CONTEXT_GATE_INIT, CaptionDenoiser, CaptionDenoiserConfig, clean_estimate
+from unidit.tasks.caption.objective import caption_losses
+from unidit.tasks.caption.refine import least_confident, token_confidence
 from unidit.tasks.caption.image_encoder import ImageEncoder
 from unidit.tasks.caption.task import CaptionTask
 from unidit.tokenizers.text_latent import TextLatentTokenizer, fit_statistics
@@ -66,8 +68,18 @@ def test_flow_loss_falls_on_a_few_dozen_scenes(scenes, tokenizer):
         optimiser.step()
     after = held_out_loss()
     assert after < 0.8 * before, (before, after)
-    # the image encoder is trained with the task: its weights moved
-    assert task.denoiser.image_encoder.proj.weight.grad is not None
+    # the image encoder is trained with the task: it gets a real gradient through open gates
+    assert task.denoiser.image_encoder.proj.weight.grad.abs().sum() > 0
+    assert all(block.cross_attn.gate.abs().min() > 0.1 for block in task.denoiser.backbone.blocks)
+
+
+def test_the_captioners_cross_attention_gates_start_open_unless_told(tokenizer):
+    """A context encoder trained from scratch needs open gates (Lumina's zero init suits pretrained text)."""
+    opened = CaptionDenoiser(CaptionDenoiserConfig(**TINY))
+    closed = CaptionDenoiser(CaptionDenoiserConfig(**{**TINY, "backbone": {**TINY["backbone"], "cross_gate_init": 0}}))
+    for block in opened.backbone.blocks:
+        assert torch.equal(block.cross_attn.gate, torch.full_like(block.cross_attn.gate, CONTEXT_GATE_INIT))
+    assert all(not block.cross_attn.gate.any() for block in closed.backbone.blocks)
 
 
 def test_sampling_returns_captions_with_and_without_guidance(scenes, tokenizer):
@@ -87,13 +99,13 @@ def test_self_conditioning_runs_an_extra_pass_in_training_only(tokenizer):
     network = CaptionDenoiser(config)
     torch.nn.init.normal_(network.head.weight, std=0.02)  # a non-zero velocity, so the estimate matters
     calls = []
-    original = network.velocity
+    original = network.predict
 
     def counting(*args):
         calls.append(args[-1].abs().sum().item())  # size of the self-conditioning input
         return original(*args)
 
-    network.velocity = counting
+    network.predict = counting
     x, t = torch.randn(2, 24, 384), torch.full((2,), 0.7)
     context, mask = network.image_context(torch.zeros(2, 3, 64, 64))
     network.train()
@@ -137,3 +149,49 @@ def test_training_pairs_every_caption_with_its_picture(scenes):
     item = dataset[6]
     assert item["image"].shape == (3, 64, 64) and -1.0 <= item["image"].min() and item["image"].max() <= 1.0
     assert item["caption"] in scenes.splits["val"].captions[item["image_id"] - scenes.splits["val"].image_ids[0]]
+
+
+def test_x0_prediction_with_token_cross_entropy_learns(scenes, tokenizer):
+    """LaDiC's objective: the network predicts x0, and a token CE through the decoder is added (weight 0.2)."""
+    task = _task(tokenizer, prediction="x0", ce_weight=0.2)
+    batch = next(iter(scenes.train_dataloader()))
+    optimiser = torch.optim.AdamW(task.denoiser.parameters(), lr=3e-3)
+    task.train()
+    token_ce = []
+    for step in range(30):
+        torch.manual_seed(step)  # the same draws for any run of this test
+        inputs = task.flow_inputs(batch)
+        context, mask = task.encode_captions(inputs.captions)
+        losses = caption_losses(task.denoiser, task.flow, inputs, context, mask, tokenizer,
+                                tokenizer.token_ids(inputs.captions), task.ce_weight)
+        torch.testing.assert_close(losses.total, losses.latent + 0.2 * losses.token_ce)
+        optimiser.zero_grad()
+        losses.total.backward()
+        optimiser.step()
+        token_ce.append(float(losses.token_ce.detach()))
+    assert sum(token_ce[-5:]) < 0.7 * sum(token_ce[:5]), token_ce
+    # x0 and velocity predictions describe the same flow: as_velocity inverts clean_estimate's relation
+    x_t, t, out = torch.randn(2, 24, 384), torch.tensor([0.3, 0.8]), torch.randn(2, 24, 384)
+    v = task.denoiser.as_velocity(x_t, t, out)
+    torch.testing.assert_close(clean_estimate(x_t, t, v), out, rtol=1e-5, atol=1e-5)
+    texts = task.sample_captions(scenes.pictures("test")[:2], SamplingOptions(steps=3))
+    assert len(texts) == 2
+
+
+def test_back_and_refine_regenerates_only_the_least_confident_positions(scenes, tokenizer):
+    task = _task(tokenizer, hold_prob=0.5)
+    pictures = scenes.pictures("test")[:3]
+    options = SamplingOptions(steps=3, seed=2)
+    first = task.sample_latents(pictures, options)
+    refined = task.sample_latents(pictures, options, refine_fraction=0.25)
+    renoise = least_confident(token_confidence(tokenizer, first), 0.25)  # (3, 24)
+    assert renoise.sum(dim=1).tolist() == [6, 6, 6]
+    assert torch.equal(refined[~renoise], first[~renoise])  # held positions come out bit for bit
+    assert not torch.equal(refined[renoise], first[renoise])
+    # training with hold_prob holds some positions of some captions, never all of one
+    task.train()
+    torch.manual_seed(0)
+    cond = task.flow_inputs(next(iter(scenes.train_dataloader()))).cond
+    assert cond is not None and cond.mask.any() and not cond.mask.all(dim=1).any()
+    with pytest.raises(ValueError, match="refine_fraction"):
+        least_confident(torch.rand(1, 24), 1.0)

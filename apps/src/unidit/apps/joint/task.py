@@ -127,13 +127,10 @@ class JointTask(FlowMatchingTask):
         losses, counts = self.joint_losses(batch)
         total_samples = sum(counts.values())
         loss = sum(losses[name] * (counts[name] / total_samples) for name in losses)
-        if not self.nonfinite.check(float(loss.detach()), self.global_step):
-            self._skipped_step = True
-            self.log("train/nonfinite_skipped", float(self.nonfinite.skipped_total), batch_size=total_samples)
+        if self.guarded_loss(loss, total_samples) is None:  # not finite: skipped
             return None
         for name, value in losses.items():
             self.log(f"train/loss/{name}", value.detach(), batch_size=counts[name])
-        self.log("train/loss", loss, prog_bar=True, batch_size=total_samples)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

@@ -121,10 +121,12 @@ class CrossAttention(nn.Module):
         context_dim: width of the context tokens (keys/values input).
         qk_norm: RMS-normalise queries and keys per head.
         eps: RMSNorm epsilon.
+        gate_init: initial gate value (0 = Lumina's zero init; see ``BackboneConfig.cross_gate_init``).
     """
 
     def __init__(
-        self, dim: int, num_heads: int, context_dim: int | None = None, qk_norm: bool = True, eps: float = 1e-6
+        self, dim: int, num_heads: int, context_dim: int | None = None, qk_norm: bool = True, eps: float = 1e-6,
+        gate_init: float = 0.0,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -132,7 +134,7 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(context_dim or dim, 2 * dim, bias=False)
         self.q_norm = _qk_norm(qk_norm, dim // num_heads, eps)
         self.k_norm = _qk_norm(qk_norm, dim // num_heads, eps)
-        self.gate = nn.Parameter(torch.zeros(num_heads))
+        self.gate = nn.Parameter(torch.full((num_heads,), float(gate_init)))
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x: Tensor, context: Tensor, mask: AttentionMask | VarlenRow | None) -> Tensor:

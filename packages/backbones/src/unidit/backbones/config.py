@@ -51,6 +51,10 @@ class BackboneConfig:
     """Recompute each block in the backward pass while training."""
     norm_eps: float = 1e-6
     """Epsilon of every RMSNorm."""
+    cross_gate_init: float = 0.0
+    """Flag-DiT: initial value of every cross-attention gate (the head output is scaled by its tanh).
+    0 is Lumina-T2X's zero init, right for a pretrained context (text); a context encoder trained from
+    scratch with the task (the captioner's image encoder) needs an open gate, or neither learns."""
 
     def __post_init__(self) -> None:
         if isinstance(self.rope_axes, list):

@@ -53,7 +53,7 @@ class FlagDiTBlock(nn.Module):
         dim, heads, eps = config.dim, config.num_heads, config.norm_eps
         self.norm1 = RMSNorm(dim, eps, elementwise_affine=False)
         self.attn = SelfAttention(dim, heads, config.qk_norm, eps)
-        self.cross_attn = CrossAttention(dim, heads, dim, config.qk_norm, eps)
+        self.cross_attn = CrossAttention(dim, heads, dim, config.qk_norm, eps, gate_init=config.cross_gate_init)
         self.norm2 = RMSNorm(dim, eps, elementwise_affine=False)
         self.mlp = SwiGLU(dim, config.mlp_ratio)
         self.adaln = AdaLN(dim, 6)

@@ -5,8 +5,10 @@ the clean tokens the objective diffuses (plus masks, conditioning and
 captions), and ``self.denoiser``, a network called as
 ``denoiser(x_t, t, context, context_mask)``. Everything else — the
 objective (rectified flow, SD3), caption dropout for classifier-free
-guidance, cached text embeddings, EMA weights, AdamW with warm-up/cosine and
-guided sampling — is shared here, so a new task is mostly wiring.
+guidance, cached text embeddings and guided sampling — is shared here, and
+EMA weights, AdamW with warm-up/cosine, checkpointed random streams and the
+non-finite guard come from :class:`~unidit.training.trained_task.TrainedTask`,
+so a new task is mostly wiring.
 """
 
 from __future__ import annotations
@@ -15,18 +17,14 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from unidit.backbones.guidance import GuidedModel
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
 from unidit.backbones.step_cache import cached_steps
 from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
-from unidit.training import rng_state
-from unidit.training.ema import EMAWeights
-from unidit.training.nonfinite import NonFiniteGuard
 from unidit.training.sampling import SamplingOptions
-from unidit.training.schedule import warmup_cosine
+from unidit.training.trained_task import TrainedTask
 
 NULL_CAPTION = ""  # the unconditional caption used for CFG dropout and guidance
 
@@ -49,7 +47,7 @@ class FlowInputs:
     cond: Conditioning | None = None  # tokens held clean (completion, in-painting)
 
 
-class FlowMatchingTask(pl.LightningModule):
+class FlowMatchingTask(TrainedTask):
     """Shared training and sampling for rectified-flow tasks.
 
     Args:
@@ -89,21 +87,14 @@ class FlowMatchingTask(pl.LightningModule):
         text_max_length: int = 64,
         max_nonfinite_steps: int = 10,
     ):
-        super().__init__()
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup_steps = warmup_steps
-        self.ema_decay = ema_decay
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, ema_decay=ema_decay,
+                         max_nonfinite_steps=max_nonfinite_steps)
         self.caption_dropout = caption_dropout
         self.flow = RectifiedFlow(t_mean=t_mean, t_std=t_std, shift=time_shift)
         self.text_encoder_name = text_encoder
         self.text_max_length = text_max_length
         self._captions: CaptionEmbeddingCache | None = None  # not a submodule: never checkpointed
-        self.ema: EMAWeights | None = None
         self._dropout_rng = random.Random(0)
-        self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
-        self._skipped_step = False
-        self._global_rng_to_restore: dict | None = None
 
     # -- hooks a task implements ------------------------------------------------
     def flow_inputs(self, batch: Any) -> FlowInputs:  # pragma: no cover - abstract
@@ -135,50 +126,6 @@ class FlowMatchingTask(pl.LightningModule):
             return list(captions)
         return [NULL_CAPTION if self._dropout_rng.random() < self.caption_dropout else c for c in captions]
 
-    # -- EMA ------------------------------------------------------------------------
-    def ensure_ema(self) -> EMAWeights:
-        """Create the EMA copy of the denoiser once the task has built its denoiser."""
-        if self.ema is None:
-            self.ema = EMAWeights(self.denoiser, self.ema_decay)
-        return self.ema
-
-    def setup(self, stage: str) -> None:
-        self.ensure_ema()
-
-    # -- checkpointed state beyond the weights ---------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["unidit_rng"] = {"global": rng_state.capture_global(), "task": rng_state.capture_attributes(self)}
-        checkpoint["unidit_nonfinite"] = self.nonfinite.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.ensure_ema()  # the checkpoint's state_dict holds the EMA weights too
-        if "unidit_rng" in checkpoint:
-            rng_state.restore_attributes(self, checkpoint["unidit_rng"]["task"])
-            # global streams are restored when training starts, after the sanity-check validation
-            self._global_rng_to_restore = checkpoint["unidit_rng"]["global"]
-        if "unidit_nonfinite" in checkpoint:
-            self.nonfinite.load_state_dict(checkpoint["unidit_nonfinite"])
-
-    def on_train_start(self) -> None:
-        if self._global_rng_to_restore is not None:
-            rng_state.restore_global(self._global_rng_to_restore)
-            self._global_rng_to_restore = None
-
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """The optimizer step, then the EMA update.
-
-        Updating here (not in ``on_train_batch_end``) puts the EMA in step with the
-        weights before any callback's ``on_train_batch_end`` writes a checkpoint.
-        """
-        super().optimizer_step(*args, **kwargs)
-        if self._skipped_step:  # non-finite loss: no update happened, leave the EMA alone too
-            self._skipped_step = False
-            return
-        self.ensure_ema().update(self.denoiser)
-
-    def sampling_network(self, use_ema: bool = True) -> torch.nn.Module:
-        return self.ema.network if (use_ema and self.ema is not None) else self.denoiser
-
     # -- training ---------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         inputs = self.flow_inputs(batch)
@@ -188,16 +135,7 @@ class FlowMatchingTask(pl.LightningModule):
             return self.denoiser(x_t, t, context, context_mask)
 
         loss = self.flow.loss(velocity, inputs.x0, mask=inputs.mask, cond=inputs.cond)
-        finite = torch.isfinite(loss.detach())
-        if self._trainer is not None and self._trainer.world_size > 1:  # every rank skips together
-            finite = self._trainer.strategy.reduce_boolean_decision(bool(finite), all=True)
-        if not self.nonfinite.check(float(loss.detach()) if bool(finite) else float("nan"), self.global_step):
-            self._skipped_step = True
-            self.log("train/nonfinite_skipped", float(self.nonfinite.skipped_total), batch_size=inputs.x0.shape[0])
-            print(f"step {self.global_step}: non-finite loss, skipped ({self.nonfinite.streak} in a row)", flush=True)
-            return None  # Lightning: no backward, no optimizer update
-        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.x0.shape[0])
-        return loss
+        return self.guarded_loss(loss, inputs.x0.shape[0])
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         inputs = self.flow_inputs(batch)
@@ -211,19 +149,6 @@ class FlowMatchingTask(pl.LightningModule):
         loss = self.flow.loss(velocity, inputs.x0, mask=inputs.mask, cond=inputs.cond, generator=generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=inputs.x0.shape[0])
         return loss
-
-    def configure_optimizers(self):
-        # fused: one kernel per step for all tensors (the default on CPU is a Python loop per tensor;
-        # 4.0 -> 1.4 ms a step for the t2a denoiser's 70 tensors on 2 cores)
-        optimizer = torch.optim.AdamW(
-            self.denoiser.parameters(), lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.99),
-            fused=all(p.device.type in ("cpu", "cuda") for p in self.denoiser.parameters()),
-        )
-        total = int(self.trainer.max_steps) if self.trainer is not None and self.trainer.max_steps else -1
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, self.warmup_steps, total)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- sampling ---------------------------------------------------------------
     @torch.no_grad()
@@ -253,7 +178,7 @@ class FlowMatchingTask(pl.LightningModule):
         context, context_mask = self.encode_captions(list(captions))
         if options.cfg_scale != 1.0:
             null_context, null_mask = self.encode_captions([NULL_CAPTION] * len(captions))
-            context, context_mask = _stack_contexts(context, context_mask, null_context, null_mask)
+            context, context_mask = stack_contexts(context, context_mask, null_context, null_mask)
 
             def doubled(x_t: Tensor, t: Tensor) -> Tensor:
                 return network(x_t, t, context, context_mask)
@@ -272,7 +197,7 @@ class FlowMatchingTask(pl.LightningModule):
             )
 
 
-def _stack_contexts(c: Tensor, cm: Tensor, u: Tensor, um: Tensor) -> tuple[Tensor, Tensor]:
+def stack_contexts(c: Tensor, cm: Tensor, u: Tensor, um: Tensor) -> tuple[Tensor, Tensor]:
     """Stack conditional and null contexts on the batch axis, padding to one length."""
     length = max(c.shape[1], u.shape[1])
     c, cm = _pad_to(c, cm, length)

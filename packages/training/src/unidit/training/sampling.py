@@ -49,16 +49,16 @@ class SamplingOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _at_least("steps", self.steps, 1)
+        at_least("steps", self.steps, 1)
         if self.sampler not in SAMPLER_NAMES:
             raise ValueError(f"sampler: expected one of {', '.join(SAMPLER_NAMES)}, got {self.sampler!r}")
-        _at_least("cfg_scale", self.cfg_scale, 0.0)
+        at_least("cfg_scale", self.cfg_scale, 0.0)
         if not 0.0 <= float(self.cfg_rescale) <= 1.0:
             raise ValueError(f"cfg_rescale: expected a number in [0, 1], got {self.cfg_rescale}")
         if self.shift is not None and not float(self.shift) > 0.0:
             raise ValueError(f"shift: expected a positive number (or none for the training shift), got {self.shift}")
-        _at_least("cache_interval", self.cache_interval, 1)
-        _at_least("cache_warmup", self.cache_warmup, 0)
+        at_least("cache_interval", self.cache_interval, 1)
+        at_least("cache_warmup", self.cache_warmup, 0)
 
     def sampling(self) -> SamplingOptions:
         """Just the sampling fields (a report's extra fields dropped)."""
@@ -83,11 +83,11 @@ class ReportOptions(SamplingOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _at_least("batch_size", self.batch_size, 1)
-        _at_least("num_written", self.num_written, 0)
+        at_least("batch_size", self.batch_size, 1)
+        at_least("num_written", self.num_written, 0)
 
 
-def _at_least(name: str, value, low) -> None:
+def at_least(name: str, value, low) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
         kind = "an integer" if isinstance(low, int) else "a number"
         raise ValueError(f"{name}: expected {kind} >= {low}, got {value!r}")

@@ -40,21 +40,34 @@ class CaptionReport(ReportOptions):
 
     Attributes:
         max_images: test pictures captioned (the first ones of the split); None = all of them.
+        refine_fraction: Back&Refine (:mod:`unidit.tasks.caption.refine`): the share of least
+            confident positions generated again after sampling; 0 = off.
+        refine_rounds: how many times Back&Refine runs (when ``refine_fraction > 0``).
     """
 
     steps: int = 20
     batch_size: int = 50
     max_images: Optional[int] = None
+    refine_fraction: float = 0.0
+    refine_rounds: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.refine_fraction < 1.0 or self.refine_rounds < 1:
+            raise ValueError(f"refine_fraction {self.refine_fraction}, refine_rounds {self.refine_rounds}: expected "
+                             "a fraction in [0, 1) and at least one round")
         if self.max_images is not None and (isinstance(self.max_images, bool) or self.max_images < 1):
             raise ValueError(f"max_images: expected an integer >= 1 or none (all test pictures), got {self.max_images!r}")
 
 
 def generate_captions(task, pictures: torch.Tensor, options: ReportOptions, batch_size: int) -> list[str]:
-    """One caption per ``(N, 3, H, W)`` picture, ``batch_size`` pictures at a time (batch k uses seed + k)."""
-    batches = generate_in_batches(lambda part, opts: task.sample_captions(pictures[part], opts.sampling()),
+    """One caption per ``(N, 3, H, W)`` picture, ``batch_size`` pictures at a time (batch k uses seed + k).
+
+    ``options`` with a ``refine_fraction > 0`` (a :class:`CaptionReport`) turn Back&Refine on.
+    """
+    refine = getattr(options, "refine_fraction", 0.0)
+    extra = {"refine_fraction": refine, "refine_rounds": options.refine_rounds} if refine > 0 else {}
+    batches = generate_in_batches(lambda part, opts: task.sample_captions(pictures[part], opts.sampling(), **extra),
                                   len(pictures), options, batch_size, desc="captioning")
     return [text for batch in batches for text in batch]
 

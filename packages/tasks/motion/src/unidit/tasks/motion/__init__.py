@@ -1,1 +1,1 @@
-"""Text-to-motion on the shared backbone (HumanML3D-style motion features). Not yet usable: the package holds no code."""
+"""Text-to-motion: procedural skeleton motions as HumanML3D features, motion VQ codes, masked discrete diffusion (MoMask / M2DM)."""

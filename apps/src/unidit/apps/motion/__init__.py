@@ -1,0 +1,1 @@
+"""``unidit fit|sample|eval motion``: text-to-motion by masked discrete diffusion on motion VQ codes."""
