@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from unidit.tasks.motion.data import MotionSplit, load_split
 from unidit.tasks.motion.synthetic import EmbeddedMotion, embedded_dataset
 from unidit.tasks.motion.task import encode_motion, load_frozen_vqvae
+from unidit.training.frozen_tokenizer import frozen_tokenizer
 from unidit.training.model_cache import cache_root
 from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
 
@@ -122,14 +123,10 @@ class MotionData(pl.LightningDataModule):
     def vqvae(self):
         """The frozen VQ-VAE: ``data.vqvae_dir`` if given, else the model's (``model.vqvae``)."""
         if self._vqvae is None:
-            if self.hparams.vqvae_dir is not None:
-                self._vqvae = load_frozen_vqvae(self.hparams.vqvae_dir, _codebook_size(self.hparams.vqvae_dir))
-            else:
-                model = self.trainer.lightning_module if self.trainer is not None else None
-                self._vqvae = getattr(model, "vqvae", None)
-            if self._vqvae is None:
-                raise ValueError("the motion task needs a motion VQ-VAE: set model.vqvae (or data.vqvae_dir) to a "
-                                 "`unidit fit motion-vq` export folder (<run>/model)")
+            self._vqvae = frozen_tokenizer(
+                self, self.hparams.vqvae_dir, lambda folder: load_frozen_vqvae(folder, _codebook_size(folder)),
+                "vqvae", "the motion task needs a motion VQ-VAE: set model.vqvae (or data.vqvae_dir) to a "
+                "`unidit fit motion-vq` export folder (<run>/model)")
         return self._vqvae
 
     def attach_vqvae(self, vqvae) -> None:

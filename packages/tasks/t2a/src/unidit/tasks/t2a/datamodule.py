@@ -25,6 +25,7 @@ from unidit.tasks.t2a.data import SPLITS, ClipSet, default_cache_dir, embedded_c
 from unidit.tasks.t2a.latent_codec import encode_clips, weights_digest
 from unidit.tasks.t2a.real_data import load_audiocaps, load_clotho
 from unidit.tasks.t2a.task import load_frozen_vae
+from unidit.training.frozen_tokenizer import frozen_tokenizer
 from unidit.training.resumable_sampler import resumable_loader
 
 
@@ -110,14 +111,10 @@ class T2AData(pl.LightningDataModule):
     def vae(self):
         """The frozen VAE: ``data.vae_dir`` if given, else the model's (``model.vae``)."""
         if self._vae is None:
-            if self.hparams.vae_dir is not None:
-                self._vae = load_frozen_vae(self.hparams.vae_dir, _latent_channels(self.hparams.vae_dir))
-            else:
-                model = self.trainer.lightning_module if self.trainer is not None else None
-                self._vae = getattr(model, "vae", None)
-            if self._vae is None:
-                raise ValueError("t2a needs an audio VAE: set model.vae (or data.vae_dir) to a `unidit fit audio-vae` "
-                                 "export folder (<run>/model)")
+            self._vae = frozen_tokenizer(
+                self, self.hparams.vae_dir, lambda folder: load_frozen_vae(folder, _latent_channels(folder)), "vae",
+                "t2a needs an audio VAE: set model.vae (or data.vae_dir) to a `unidit fit audio-vae` export folder "
+                "(<run>/model)")
         return self._vae
 
     def attach_vae(self, vae) -> None:
