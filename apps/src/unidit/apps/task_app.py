@@ -60,6 +60,8 @@ class TaskApp:
     config: ClassVar[Path]
     media: ClassVar[str] = "samples"
     extra_groups: ClassVar[dict[str, type]] = {}
+    sampling_class: ClassVar[type] = SamplingOptions
+    """The sampler options ``unidit sample`` takes (a discrete task's differ: masked-diffusion options)."""
 
     def __init_subclass__(cls, *, name: str, task: type, data: type, report: type, media: str = "samples",
                           config: str = "fit.yaml", extra_groups: dict[str, type] | None = None, **kwargs) -> None:
@@ -160,7 +162,7 @@ class TaskApp:
         defaults = self.report_class()
         parser.add_argument("--batch_size", type=positive_int, default=defaults.batch_size,
                             help="samples generated at a time (default: %(default)s)")
-        add_dataclass_options(parser, SamplingOptions, defaults, "sampling (defaults: the report's)")
+        add_dataclass_options(parser, self.sampling_class, defaults, "sampling (defaults: the report's)")
         self.add_sample_arguments(parser)
         return parser
 
@@ -171,11 +173,10 @@ class TaskApp:
         """The conditioning inputs of ``unidit sample``: ``--prompt`` (a task conditioned otherwise overrides this)."""
         parser.add_argument("--prompt", action="append", required=True, help="caption; repeat for several")
 
-    @staticmethod
-    def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+    def sampling_options(self, args: argparse.Namespace) -> SamplingOptions:
         """The parsed sampler options of ``unidit sample`` (a bad value is a usage error)."""
         try:
-            return SamplingOptions(**{name: getattr(args, name) for name in _field_names(SamplingOptions)})
+            return self.sampling_class(**{name: getattr(args, name) for name in _field_names(self.sampling_class)})
         except ValueError as error:
             raise UsageError(f"--{error}") from None
 

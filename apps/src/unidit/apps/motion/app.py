@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from unidit.apps.arguments import UsageError, UsageParser, add_dataclass_options, input_file, positive_int
+from unidit.apps.arguments import UsageError, input_file
 from unidit.apps.t2a.app import option_value
 from unidit.apps.task_app import TaskApp
 from unidit.apps.task_cli import checkpoint_hparam
@@ -63,26 +63,7 @@ class MotionApp(TaskApp, name="motion", task=MotionTask, data=MotionData, report
         return evaluate_motion(task, split, report, task.fps)
 
     # -- sample ------------------------------------------------------------------------------
-    def sample_parser(self) -> argparse.ArgumentParser:
-        parser = UsageParser(prog=f"unidit sample {self.name}", description=f"Write {self.media} for prompts.")
-        parser.add_argument("--ckpt", required=True, help="export folder (<run>/model) or Lightning .ckpt")
-        self.add_input_arguments(parser)
-        parser.add_argument("--out", required=True, help="output folder (created if missing)")
-        parser.add_argument("--num", type=positive_int, default=1, help="samples per prompt (default: %(default)s)")
-        defaults = self.report_class()
-        parser.add_argument("--batch_size", type=positive_int, default=defaults.batch_size,
-                            help="samples generated at a time (default: %(default)s)")
-        add_dataclass_options(parser, MaskedSamplingOptions, defaults, "sampling (defaults: the report's)")
-        self.add_sample_arguments(parser)
-        return parser
-
-    @staticmethod
-    def sampling_options(args: argparse.Namespace) -> MaskedSamplingOptions:
-        names = MaskedSamplingOptions.__dataclass_fields__
-        try:
-            return MaskedSamplingOptions(**{name: getattr(args, name) for name in names})
-        except ValueError as error:
-            raise UsageError(f"--{error}") from None
+    sampling_class = MaskedSamplingOptions
 
     def add_sample_arguments(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("motion")
