@@ -168,3 +168,15 @@ def test_bad_input_prints_one_error_line_and_exits_2(row: Row, world: World, cap
 def test_debug_shows_the_traceback(world: World):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         main(["sample", "shape3d", "--ckpt", "/nonexistent/model", "--prompt", "x", "--out", world.out, "--debug"])
+
+
+@pytest.mark.parametrize("app", ["t2a", "motion", "tts", "joint"])
+def test_fit_help_trains_no_tokenizer_first(app, tmp_path, monkeypatch, capsys):
+    """``unidit fit <app> --help`` prints the options and exits; the tokenizer a real fit would train first
+    (audio VAE, motion VQ-VAE) is not trained, so nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["fit", app, "--help", "--trainer.default_root_dir", str(tmp_path / "runs")])
+    assert done.value.code == 0
+    assert "--trainer.max_steps" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())

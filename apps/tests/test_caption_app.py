@@ -11,6 +11,7 @@ import pytest
 from unidit.apps.cli import main
 from unidit.apps.task_cli import checkpoint_hparam
 from unidit.tasks.caption.scenes import scene_split
+from unidit.tasks.caption.task import TIME_SHIFT
 
 SIZES = ["--data.num_train", "24", "--data.num_val", "4", "--data.num_test", "6"]
 REPORT = ["--report.steps", "3", "--report.batch_size", "4", "--report.num_written", "3"]
@@ -62,6 +63,15 @@ def test_fit_trains_the_tokenizer_first_and_bundles_it_with_the_export(fitted):
     assert Path(recorded) == tokenizer.resolve()
     last = next(run.glob("checkpoints/last*.ckpt"))
     assert Path(checkpoint_hparam(str(last), "text_latent")) == tokenizer.resolve()  # a resumed run reuses it
+
+
+def test_the_default_run_predicts_x0_at_high_noise_and_reports_with_guidance(fitted):
+    """fit.yaml keeps the fixes of issue 22: x0 prediction, the captioner's time shift, guided report."""
+    _, run = fitted
+    hparams = json.loads((run / "model" / "task.json").read_text())["hparams"]
+    assert hparams["prediction"] == "x0" and hparams["time_shift"] == TIME_SHIFT > 1
+    report = json.loads((run / "report" / "metrics.json").read_text())["report"]
+    assert report["cfg_scale"] > 1 and report["shift"] is None  # sampling follows the training shift
 
 
 def test_fit_loss_falls(fitted):

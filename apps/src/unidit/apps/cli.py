@@ -40,6 +40,7 @@ APPS = {
     "caption": "unidit.apps.caption.app:APP",
     "fmri": "unidit.apps.fmri.app:APP",
     "joint": "unidit.apps.joint.app:APP",
+    "tts": "unidit.apps.tts.app:APP",
 }
 VERBS = {"fit": "fit", "sample": "sample", "eval": "evaluate"}
 EXIT_USAGE = 2
@@ -67,6 +68,9 @@ apps:  {", ".join(APPS)}
   unidit sample t2a --ckpt RUN/model --prompt "a siren" --inpaint in.wav --start 1.0 --end 2.0 --out out/
   unidit fit t2v                                     trains a video VAE first unless --model.vae is given
   unidit sample t2v --ckpt RUN/model --prompt "a red circle moves up" --image first.png --out out/
+  unidit fit tts                                     text-to-speech; trains an audio VAE on the speech first unless --model.vae
+  unidit sample tts --ckpt RUN/model --text "Anna found seven keys." --voice NAME --out out/
+  unidit sample tts --ckpt RUN/model --text "Where is the river?" --prompt_wav ref.wav --prompt_text "…" --out out/
 """
 
 

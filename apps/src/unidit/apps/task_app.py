@@ -119,7 +119,10 @@ class TaskApp:
         The report options are checked before training starts, so a bad one
         fails at once instead of after the run.
         """
-        cli = build_cli(self.task_class, self.data_class, self.config, self.prepare_argv(list(argv)),
+        argv = list(argv)
+        if not asks_for_help(argv):  # --help must not train a tokenizer first
+            argv = self.prepare_argv(argv)
+        cli = build_cli(self.task_class, self.data_class, self.config, argv,
                         {"report": self.report_class, **self.extra_groups})
         self.report_class(**cli.config["report"])
         ckpt_path = resolve_ckpt_path(cli.trainer, cli.config.get("ckpt_path"))
@@ -209,6 +212,11 @@ class TaskApp:
         """``{"data.seed": 0, "report.steps": 30, …}``: the YAML's values for these groups."""
         config = yaml.safe_load(self.config.read_text()) or {}
         return {f"{group}.{key}": value for group in groups for key, value in (config.get(group) or {}).items()}
+
+
+def asks_for_help(argv: list[str]) -> bool:
+    """Whether ``argv`` only asks for the command's help or its configuration (nothing is trained)."""
+    return any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv)
 
 
 JOINT_FILE = "joint.json"  # in a joint run's export: {"tasks": [...], "modalities": {task: id}}

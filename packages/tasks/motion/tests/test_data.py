@@ -54,7 +54,7 @@ def test_short_clips_are_counted_and_long_ones_cut(tmp_path):
     root = write_folder(tmp_path, frames={"000001": 300, "000002": 20})
     split = load_split(root, "train", min_frames=40, max_frames=196)
     assert [c.name for c in split.clips] == ["000001"]
-    assert split.skipped == {"missing mirrored copy": 2, "too short": 1}
+    assert split.skipped == {"missing mirrored copy": 2, "too short": 1, "bad file": 0}
     assert split.clips[0].features.shape == (196, 263)
 
 
@@ -95,6 +95,21 @@ def test_bad_caption_line_names_file_and_line(tmp_path):
     root = write_folder(tmp_path, texts={"000002": "a person walks.#a/DET#0.0#0.0\nno hashes here"})
     with pytest.raises(ValueError, match=r"000002\.txt:2: expected 'caption#"):
         load_split(root)
+
+
+def test_bad_files_are_counted_and_skipped_when_asked(tmp_path, capsys):
+    root = write_folder(tmp_path, frames={"000001": 100, "000002": 60, "000003": 80, "M000001": 100},
+                        texts={"000003": "a person jumps.#a/DET#0.0"}, listed=("000001", "000002", "000003"))
+    bad = np.zeros((60, 263), np.float32)
+    bad[7, 2] = np.inf
+    np.save(root / "new_joint_vecs" / "000002.npy", bad)
+    with pytest.raises(ValueError, match=r"000002\.npy: features contain NaN or infinite"):
+        load_split(root)
+    split = load_split(root, skip_bad_samples=True)
+    assert sorted(c.name for c in split.clips) == ["000001", "M000001"]
+    assert split.skipped["bad file"] == 2
+    printed = capsys.readouterr().out
+    assert "skipped 2 bad sample(s) of 4" in printed and "000003.txt:1: expected 'caption#" in printed
 
 
 def test_windows_are_normalised_seeded_crops(tmp_path):

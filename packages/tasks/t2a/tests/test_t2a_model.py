@@ -7,9 +7,9 @@ import pytest
 import torch
 from unidit.backbones.guidance import cfg_combine
 from unidit.tasks.t2a.denoiser import PAD_TIME
-from unidit.tasks.t2a.latent_codec import encode_clips
 from unidit.tasks.t2a.task import Inpaint, T2ATask
 from unidit.tokenizers.audio_vae import AudioVAE, audio_vae_config
+from unidit.training.latent_codec import encode_clips
 from unidit.training.sampling import SamplingOptions
 
 CAPTIONS = ["a loud high beep, twice", "a quiet low hum", "a fast loud high siren"]

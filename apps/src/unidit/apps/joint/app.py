@@ -27,7 +27,7 @@ from unidit.apps.joint.export import export_joint
 from unidit.apps.joint.task import parse_tasks
 from unidit.apps.t2a.app import option_value
 from unidit.apps.t2v.app import VideoVAEFit
-from unidit.apps.task_app import JOINT_FILE, TaskApp
+from unidit.apps.task_app import JOINT_FILE, TaskApp, asks_for_help
 from unidit.apps.task_cli import build_cli, checkpoint_hparam, fit_cli, resolve_ckpt_path, run_directory
 from unidit.training.step_timer import StepTimer
 
@@ -102,7 +102,8 @@ class JointApp:
     def train(self, argv: list[str]):
         """Parse over ``fit.yaml``, find or train the tokenizers, train; returns the LightningCLI."""
         argv = self.prepare_argv(argv)
-        argv = self._with_audio_vae(argv)
+        if not asks_for_help(argv):  # --help must not train a tokenizer first
+            argv = self._with_audio_vae(argv)
         cli = build_cli(self.task_class, self.data_class, self.config, argv, self.extra_groups)
         model_tasks, data_tasks = cli.model.task_names, cli.datamodule.names
         if model_tasks != data_tasks:

@@ -4,9 +4,10 @@ A step takes ``{task: batch}`` (each task's own collated batch, drawn by the
 mixing ratio, :mod:`unidit.training.joint.mixing`), lets each task turn its
 batch into clean tokens with its own ``flow_inputs`` (its held tokens,
 padding and masks included), draws times and noise per task, runs all noisy
-samples through the shared backbone in one varlen row, and sums each task's
-velocity loss weighted by its share of the batch's samples (so the mixing
-ratio is the task's weight in the gradient). ``train/loss/<task>`` is logged
+samples through the shared backbone in one varlen row, and averages every
+sample's own velocity error over the batch: a task's weight in the gradient is
+its share of the batch's samples (the mixing ratio), and the loss of a global
+batch is the mean of its DDP ranks' losses however the tasks fell on the ranks. ``train/loss/<task>`` is logged
 for each task. Captions of every task go through one frozen text encoder
 (each task's default, MiniLM-L6), with the same caption dropout as a
 single-task run.
@@ -25,7 +26,7 @@ from unidit.tasks.t2a.task import T2ATask
 from unidit.tasks.t2v.task import T2VTask
 from unidit.training import rng_state
 from unidit.training.flow_task import FlowMatchingTask
-from unidit.training.joint.objective import draw_targets, masked_error
+from unidit.training.joint.objective import draw_targets, sample_errors
 
 TASKS: dict[str, type[FlowMatchingTask]] = {"shape3d": Shape3DTask, "t2a": T2ATask, "t2v": T2VTask}
 """The tasks a joint run can hold; a new task adds itself here (its issue says so)."""
@@ -64,6 +65,9 @@ class JointTask(FlowMatchingTask):
                  **flow_options):
         super().__init__(**flow_options)
         self.save_hyperparameters()
+        if self.adapter_rank:
+            raise ValueError("adapter_rank: adapters adapt one task's run to a frozen backbone; train them with "
+                             "unidit fit <task> --model.init_backbone <joint run>/model --model.adapter_rank R")
         names = parse_tasks(tasks)
         options = dict(task_options or {})
         stray = sorted(set(options) - set(TASKS))
@@ -101,12 +105,12 @@ class JointTask(FlowMatchingTask):
 
     # -- training -------------------------------------------------------------------------
     def joint_losses(self, batch: dict[str, Any], drop: bool = True, network: JointDenoiser | None = None
-                     ) -> tuple[dict[str, Tensor], dict[str, int]]:
-        """Each task's velocity loss on its part of ``batch`` (one backbone call), and its sample count."""
+                     ) -> dict[str, Tensor]:
+        """``{task: (B_task,) per-sample velocity errors}`` on each task's part of ``batch`` (one backbone call)."""
         unknown = sorted(set(batch) - set(self.subtasks))
         if unknown:
             raise ValueError(f"batch holds tasks {unknown}; this joint run has {', '.join(self.subtasks)}")
-        targets, inputs, counts = {}, {}, {}
+        targets, inputs = {}, {}
         for name in self.task_names:
             if name not in batch:
                 continue
@@ -119,31 +123,30 @@ class JointTask(FlowMatchingTask):
             context, context_mask = self.encode_captions(captions)
             targets[name] = draw_targets(self.flow, flow_in.x0, flow_in.mask, flow_in.cond)
             inputs[name] = (targets[name].x_t, targets[name].t, context, context_mask)
-            counts[name] = int(flow_in.x0.shape[0])
         predictions = (network or self.denoiser).forward_mixed(inputs)
-        return {name: masked_error(predictions[name], targets[name]) for name in targets}, counts
+        return {name: sample_errors(predictions[name], targets[name]) for name in targets}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        losses, counts = self.joint_losses(batch)
-        total_samples = sum(counts.values())
-        loss = sum(losses[name] * (counts[name] / total_samples) for name in losses)
+        errors = self.joint_losses(batch)
+        total_samples = sum(int(e.numel()) for e in errors.values())
+        loss = torch.cat(list(errors.values())).mean()  # every sample once, whichever task it is from
         if self.guarded_loss(loss, total_samples) is None:  # not finite: skipped
             return None
-        for name, value in losses.items():
-            self.log(f"train/loss/{name}", value.detach(), batch_size=counts[name])
+        for name, value in errors.items():
+            self.log(f"train/loss/{name}", value.detach().mean(), batch_size=int(value.numel()))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         state = torch.random.get_rng_state()
         torch.manual_seed(batch_idx)  # the same draws on every validation
         try:
-            losses, counts = self.joint_losses(batch, drop=False, network=self.sampling_network())
+            errors = self.joint_losses(batch, drop=False, network=self.sampling_network())
         finally:
             torch.random.set_rng_state(state)
-        for name, value in losses.items():
-            self.log(f"val/loss/{name}", value, batch_size=counts[name])
-        loss = sum(losses.values()) / len(losses)
-        self.log("val/loss", loss, prog_bar=True, batch_size=sum(counts.values()))
+        for name, value in errors.items():
+            self.log(f"val/loss/{name}", value.mean(), batch_size=int(value.numel()))
+        loss = sum(e.mean() for e in errors.values()) / len(errors)
+        self.log("val/loss", loss, prog_bar=True, batch_size=sum(int(e.numel()) for e in errors.values()))
         return loss
 
     # -- the single tasks inside --------------------------------------------------------------

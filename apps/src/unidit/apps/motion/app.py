@@ -8,7 +8,9 @@ taken from the VQ-VAE unless given. It then trains the code denoiser from ``fit.
 the EMA weights to ``<run>/model`` and writes ``<run>/report`` (see
 :mod:`unidit.tasks.motion.evaluate`). ``sample`` writes motions for prompts (``--seconds`` or
 the length predictor), in-betweens a clip (``--inbetween f.npy --start --end``) or continues
-one (``--continue f.npy``); ``eval`` prints the metric table.
+one (``--continue f.npy``), each motion as ``.npy`` features and joints, a ``.bvh`` rig and a
+stick-figure ``.mp4`` / ``.gif``; ``eval`` prints the metric table (Guo et al.'s FID, R-precision,
+MM-distance, diversity and multimodality with the task's learned evaluator).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from unidit.tasks.motion.data import read_array
 from unidit.tasks.motion.datamodule import MotionData
 from unidit.tasks.motion.evaluate import MotionReport, evaluate_motion
 from unidit.tasks.motion.media import write_motions
-from unidit.tasks.motion.task import Inbetween, MotionTask
+from unidit.tasks.motion.task import Inbetween, MotionTask, check_features
 from unidit.training.masked_task import MaskedSamplingOptions
 from unidit.training.sampling import generate_in_batches
 
@@ -35,7 +37,7 @@ VQ_OPTIONS = ("--model.vqvae", "--data.vqvae_dir")
 
 
 class MotionApp(TaskApp, name="motion", task=MotionTask, data=MotionData, report=MotionReport,
-                media="motions (features and joints .npy, stick-figure .mp4 / .gif)"):
+                media="motions (features and joints .npy, .bvh, stick-figure .mp4 / .gif)"):
     # -- the tokenizer ---------------------------------------------------------------------
     def prepare_argv(self, argv: list[str]) -> list[str]:
         """Name the VQ-VAE (given, the resumed checkpoint's, or trained now) and its codebook size."""
@@ -59,8 +61,8 @@ class MotionApp(TaskApp, name="motion", task=MotionTask, data=MotionData, report
         data.attach_vqvae(task.require_vqvae())
 
     def measure(self, task: MotionTask, data: MotionData, report: MotionReport):
-        split = data.load_clips(("test",))["test"]
-        return evaluate_motion(task, split, report, task.fps)
+        splits = data.load_clips(("train", "test"))
+        return evaluate_motion(task, splits["train"], splits["test"], report, task.fps, data.hparams.cache_dir)
 
     # -- sample ------------------------------------------------------------------------------
     sampling_class = MaskedSamplingOptions
@@ -90,10 +92,12 @@ class MotionApp(TaskApp, name="motion", task=MotionTask, data=MotionData, report
             per_caption = [s for s in (seconds * len(args.prompt) if len(seconds) == 1 else seconds)
                            for _ in range(args.num)]
         inbetween = continuation = None
+        vq = task.require_vqvae()
         if args.inbetween:
-            inbetween = Inbetween(read_motion(args.inbetween, "--inbetween"), args.start, args.end)
+            inbetween = Inbetween(read_motion(args.inbetween, "--inbetween", vq.config.feature_dim, vq.frames_per_code),
+                                  args.start, args.end)
         if args.continuation:
-            continuation = read_motion(args.continuation, "--continue")
+            continuation = read_motion(args.continuation, "--continue", vq.config.feature_dim, vq.frames_per_code)
         batches = generate_in_batches(
             lambda part, opts: task.sample_motion(
                 captions[part], None if per_caption is None else per_caption[part], options=opts,
@@ -102,12 +106,14 @@ class MotionApp(TaskApp, name="motion", task=MotionTask, data=MotionData, report
         )
         motions = [motion for batch in batches for motion in batch]
         write_motions(out, motions, captions, task.fps, task.require_vqvae().config.num_joints)
-        return f"wrote {len(motions)} motions (features and joints .npy, stick-figure .mp4 / .gif) to {out}"
+        return f"wrote {len(motions)} motions (features and joints .npy, .bvh, stick-figure .mp4 / .gif) to {out}"
 
 
-def read_motion(path: str, option: str) -> np.ndarray:
-    """A (T, D) float32 feature clip read from ``path`` (the task checks width, NaNs and length)."""
-    return read_array(input_file(path, option)).astype(np.float32)
+def read_motion(path: str, option: str, dim: int, frames_per_code: int) -> np.ndarray:
+    """A (T, dim) float32 feature clip read from ``path``; a wrong width, NaN / Inf frames or fewer
+    frames than one code raise naming the file and the option."""
+    features = read_array(input_file(path, option))
+    return check_features(features, dim, frames_per_code, f"{option} {path}").numpy()
 
 
 def given_vqvae(argv: list[str]) -> str | None:

@@ -128,17 +128,19 @@ class RectifiedFlow:
         shift: float | None = None,
         callback: Callable[[int, Tensor, Tensor], None] | None = None,
         mask: Tensor | None = None,
+        sway: float | None = None,
     ) -> Tensor:
         """Integrate the ODE from ``noise`` (t = 1) to data (t = 0); returns ``x0`` ``(B, L, C)``.
 
         ``shift`` overrides the time shift; by default the training shift is
         used, scaled by resolution (from the longest valid length in ``mask``,
-        or ``L``) when ``resolution_dependent_shift`` is set.
+        or ``L``) when ``resolution_dependent_shift`` is set. ``sway`` spaces the
+        steps by F5-TTS's sway sampling (:func:`~unidit.backbones.time_schedule.sway_time`).
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
         if shift is None:
             seq_len = int(mask.sum(dim=1).max()) if mask is not None else noise.shape[1]
             shift = float(self._shift_for(seq_len))
-        timesteps = timestep_schedule(steps, shift).to(noise.device)  # (steps + 1,)
+        timesteps = timestep_schedule(steps, shift, sway).to(noise.device)  # (steps + 1,)
         return SAMPLERS[sampler](model_fn, noise, timesteps, cond=cond, callback=callback)

@@ -71,7 +71,8 @@ def export_task(task, directory: str | os.PathLike) -> Path:
     """Write ``task``'s sampling network and hyper-parameters to ``directory`` atomically."""
 
     def write(staging: Path) -> None:
-        task.sampling_network().save_pretrained(staging)
+        network = task.export_network() if hasattr(task, "export_network") else task.sampling_network()
+        network.save_pretrained(staging)  # adapters (if any) merged: loads as a plain task
         meta = {"task": type(task).__name__, "hparams": _plain(_init_arguments(type(task), dict(task.hparams)))}
         (staging / TASK_FILE).write_text(json.dumps(meta, indent=2))
 

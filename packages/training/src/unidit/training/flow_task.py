@@ -65,6 +65,9 @@ class FlowMatchingTask(TrainedTask):
         max_nonfinite_steps: a step whose loss is NaN/Inf is skipped (no update) and
             logged; this many in a row stop the run with
             :class:`~unidit.training.nonfinite.NonFiniteLossError` (0 = never stop).
+        init_backbone: start the backbone from another run's (transfer; see :class:`TrainedTask`).
+        adapter_rank: > 0 freezes the backbone behind LoRA adapters of this rank (see :class:`TrainedTask`).
+        adapter_alpha: LoRA scale numerator; None = the rank.
 
     Checkpoints carry every random stream a step draws from (global torch /
     NumPy / Python generators and the task's own ``random.Random`` /
@@ -86,9 +89,13 @@ class FlowMatchingTask(TrainedTask):
         text_encoder: str | None = None,
         text_max_length: int = 64,
         max_nonfinite_steps: int = 10,
+        init_backbone: str | None = None,
+        adapter_rank: int = 0,
+        adapter_alpha: float | None = None,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, ema_decay=ema_decay,
-                         max_nonfinite_steps=max_nonfinite_steps)
+                         max_nonfinite_steps=max_nonfinite_steps, init_backbone=init_backbone,
+                         adapter_rank=adapter_rank, adapter_alpha=adapter_alpha)
         self.caption_dropout = caption_dropout
         self.flow = RectifiedFlow(t_mean=t_mean, t_std=t_std, shift=time_shift)
         self.text_encoder_name = text_encoder
@@ -193,7 +200,7 @@ class FlowMatchingTask(TrainedTask):
         with cached_steps(network, interval=options.cache_interval, warmup=options.cache_warmup):
             return self.flow.sample(
                 velocity, noise, steps=options.steps, sampler=options.sampler, cond=cond, shift=options.shift,
-                callback=callback,
+                callback=callback, sway=options.sway,
             )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Callable, Literal, TypeVar
 
 from tqdm.auto import tqdm
+from unidit.backbones.time_schedule import SWAY_RANGE
 
 SAMPLER_NAMES = ("euler", "heun", "midpoint")
 T = TypeVar("T")
@@ -37,6 +38,7 @@ class SamplingOptions:
         cache_interval: step caching: recompute the backbone's blocks on one network call in this many (1 = exact).
         cache_warmup: network calls always computed in full before step caching starts.
         seed: noise seed; the k-th batch of a batched run uses seed + k.
+        sway: F5-TTS sway sampling coefficient s of the step times (-1 packs steps near noise); none = uniform steps.
     """
 
     steps: int = 30
@@ -47,6 +49,7 @@ class SamplingOptions:
     cache_interval: int = 1
     cache_warmup: int = 2
     seed: int = 0
+    sway: float | None = None
 
     def __post_init__(self) -> None:
         at_least("steps", self.steps, 1)
@@ -59,6 +62,9 @@ class SamplingOptions:
             raise ValueError(f"shift: expected a positive number (or none for the training shift), got {self.shift}")
         at_least("cache_interval", self.cache_interval, 1)
         at_least("cache_warmup", self.cache_warmup, 0)
+        if self.sway is not None and not SWAY_RANGE[0] <= float(self.sway) < SWAY_RANGE[1]:
+            raise ValueError(f"sway: expected a number in [{SWAY_RANGE[0]:g}, {SWAY_RANGE[1]:.3f}) "
+                             f"(or none for uniform steps), got {self.sway}")
 
     def sampling(self) -> SamplingOptions:
         """Just the sampling fields (a report's extra fields dropped)."""

@@ -105,17 +105,25 @@ class MixedSteps(Dataset):
     def counts(self, index: int) -> dict[str, int]:
         return step_counts(self.probabilities, self.batch_size, step_generator(self.seed, index))
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def samples(self, index: int) -> dict[str, list]:
+        """Batch ``index`` before collation: ``{task: its drawn samples}`` (tasks with no slot left out)."""
         generator = step_generator(self.seed, index)
         counts = step_counts(self.probabilities, self.batch_size, generator)
-        batch = {}
+        drawn = {}
         for name, count in counts.items():
             if count == 0:
                 continue
             dataset = self.datasets[name]
             picks = torch.randint(len(dataset), (count,), generator=generator).tolist()
-            batch[name] = self.collates[name]([dataset[i] for i in picks])
-        return batch
+            drawn[name] = [dataset[i] for i in picks]
+        return drawn
+
+    def collate(self, drawn: Mapping[str, list]) -> dict[str, Any]:
+        """``{task: samples}`` -> ``{task: collated batch}`` with each task's own collate function."""
+        return {name: self.collates[name](items) for name, items in drawn.items()}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.collate(self.samples(index))
 
 
 def unwrap_one(items: Sequence[Any]) -> Any:

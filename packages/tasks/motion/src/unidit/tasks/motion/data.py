@@ -10,7 +10,8 @@ Layout (Guo et al., CVPR 2022; the same for the embedded data)::
 A caption whose start / end (seconds) are not both 0.0 describes only that part of the clip: it
 becomes its own clip cut to ``[start * fps, end * fps)`` (HumanML3D's own loader does the same).
 Mirrored ``M<id>`` copies are included when their file exists, whether or not the list names them.
-Clips shorter than ``min_frames`` are skipped and counted (HumanML3D drops clips under 40 frames).
+Clips shorter than ``min_frames`` are skipped and counted (HumanML3D drops clips under 40 frames);
+broken files stop loading with an error naming them, or are counted and skipped with ``skip_bad_samples``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from unidit.training.bad_samples import read_or_skip
 
 FORMATS = {"humanml3d": {"dim": 263, "joints": 22, "fps": 20.0}, "kit": {"dim": 251, "joints": 21, "fps": 12.5}}
 
@@ -102,9 +104,16 @@ def load_features(path: Path, dim: int) -> np.ndarray:
 
 
 def load_split(
-    root: str | Path, split: str = "train", kind: str = "humanml3d", min_frames: int = 40, max_frames: int = 196
+    root: str | Path, split: str = "train", kind: str = "humanml3d", min_frames: int = 40, max_frames: int = 196,
+    skip_bad_samples: bool = False,
 ) -> MotionSplit:
-    """The clips of one split (whole clips and caption-timed cuts, mirrored copies included)."""
+    """The clips of one split (whole clips and caption-timed cuts, mirrored copies included).
+
+    A bad entry (unreadable or truncated ``.npy``, wrong feature width, NaN / Inf frames, a missing
+    caption file or a caption line that does not parse) stops loading with an error naming the
+    file; with ``skip_bad_samples`` it is skipped instead, counted under ``"bad file"`` and printed
+    (:func:`unidit.training.bad_samples.read_or_skip`).
+    """
     if kind not in FORMATS:
         raise ValueError(f"unknown motion dataset kind {kind!r}; choose from {sorted(FORMATS)}")
     fmt, root = FORMATS[kind], Path(root)
@@ -115,30 +124,41 @@ def load_split(
             raise ValueError(f"{root / name}: expected shape ({fmt['dim']},) for {kind}, got {stat.shape}")
     listed = [n.strip() for n in (root / f"{split}.txt").read_text().splitlines() if n.strip()]
     names = list(dict.fromkeys(listed + [f"M{n}" for n in listed if not n.startswith("M")]))
-    clips, skipped = [], {"missing mirrored copy": 0, "too short": 0}
+    skipped = {"missing mirrored copy": 0, "too short": 0, "bad file": 0}
+    present = []
     for name in names:
-        path = root / "new_joint_vecs" / f"{name}.npy"
-        if not path.is_file():
-            if name.startswith("M") and name not in listed:
-                skipped["missing mirrored copy"] += 1
-                continue
-            raise FileNotFoundError(f"{path} listed in {root / (split + '.txt')} does not exist")
-        features = load_features(path, fmt["dim"])
-        whole: list[Caption] = []
+        if (root / "new_joint_vecs" / f"{name}.npy").is_file():
+            present.append(name)
+        elif name.startswith("M") and name not in listed:
+            skipped["missing mirrored copy"] += 1
+        else:
+            raise FileNotFoundError(f"{root / 'new_joint_vecs' / (name + '.npy')} listed in {root / (split + '.txt')} "
+                                    "does not exist")
+
+    def read(name: str) -> tuple[list[MotionClip], int]:
+        """The clips of one file and how many of its parts were too short."""
+        features = load_features(root / "new_joint_vecs" / f"{name}.npy", fmt["dim"])
+        clips, short, whole = [], 0, []
         for i, caption in enumerate(read_captions(root / "texts" / f"{name}.txt")):
             if caption.start == 0.0 and caption.end == 0.0:
                 whole.append(caption)
                 continue
             cut = features[int(caption.start * fmt["fps"]) : int(caption.end * fmt["fps"])]
             if len(cut) < min_frames:
-                skipped["too short"] += 1
+                short += 1
                 continue
             clips.append(MotionClip(f"{name}_{i}", cut[:max_frames], [caption]))
         if whole:
             if len(features) < min_frames:
-                skipped["too short"] += 1
-                continue
-            clips.append(MotionClip(name, features[:max_frames], whole))
+                short += 1
+            else:
+                clips.append(MotionClip(name, features[:max_frames], whole))
+        return clips, short
+
+    per_file, bad = read_or_skip(present, read, f"{root} ({split})", skip_bad_samples, what="motion files")
+    skipped["bad file"] = len(bad)
+    clips = [clip for file_clips, _ in per_file for clip in file_clips]
+    skipped["too short"] = sum(short for _, short in per_file)
     if not clips:
         raise ValueError(f"{root}: split {split!r} has no clip of at least {min_frames} frames (skipped: {skipped})")
     return MotionSplit(clips, mean.astype(np.float32), std.astype(np.float32), skipped)

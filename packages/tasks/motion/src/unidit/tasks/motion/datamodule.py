@@ -75,7 +75,9 @@ class MotionData(pl.LightningDataModule):
             loader drops clips under 40 frames; 17 keeps the short embedded actions, as `unidit fit motion-vq` does).
         batch_size: clips per batch.
         num_workers: DataLoader workers.
-        cache_dir: cache of embedded data and codes (default ``$UNIDIT_CACHE`` or ``~/.cache/unidit``).
+        cache_dir: cache of embedded data, codes and the evaluator (default ``$UNIDIT_CACHE`` or ``~/.cache/unidit``).
+        skip_bad_samples: real data: skip (count and print) unreadable files, wrong widths, NaN frames and
+            caption files that do not parse, instead of stopping at the first.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class MotionData(pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         cache_dir: str | None = None,
+        skip_bad_samples: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -116,7 +119,7 @@ class MotionData(pl.LightningDataModule):
         for split in splits:
             if split not in self.splits:
                 self.splits[split] = load_split(self.folder(), split, kind, self.hparams.min_frames,
-                                                self.hparams.max_frames)
+                                                self.hparams.max_frames, self.hparams.skip_bad_samples)
         return self.splits
 
     # -- codes ------------------------------------------------------------------------------

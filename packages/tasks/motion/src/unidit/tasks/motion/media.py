@@ -1,4 +1,4 @@
-"""Motion samples as files: features and joints ``.npy``, a stick-figure mp4 (and gif) per sample, a frame strip.
+"""Motion samples as files: features and joints ``.npy``, a ``.bvh`` rig, a stick-figure mp4 (and gif) per sample, a frame strip.
 
 Joints come from the features' RIC channels (:func:`~unidit.tokenizers.motion.recover_from_ric`,
 HumanML3D's decoder). The stick figure is seen from the side (camera on the X axis: the body's
@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from unidit.tasks.motion.bvh import write_bvh
 from unidit.tokenizers.motion import HUMANML3D, KIT, recover_from_ric
+from unidit.tokenizers.motion.skeleton import T2M_JOINT_NAMES
 from unidit.tokenizers.video_io import write_mp4
 from unidit.training.report import sample_names
 
@@ -25,6 +27,11 @@ def layout_for(num_joints: int):
     if num_joints not in layouts:
         raise ValueError(f"num_joints: expected 22 (HumanML3D) or 21 (KIT-ML), got {num_joints}")
     return layouts[num_joints]
+
+
+def joint_names(num_joints: int) -> tuple[str, ...]:
+    """BVH joint names: HumanML3D's for 22 joints, ``joint_<i>`` for KIT-ML's 21 (the tree has no names here)."""
+    return T2M_JOINT_NAMES if num_joints == 22 else tuple(f"joint_{i}" for i in range(num_joints))
 
 
 def project(joints: np.ndarray, size: int, view: str = "side") -> np.ndarray:
@@ -78,12 +85,14 @@ def frame_strip(frames: np.ndarray, count: int = 8) -> np.ndarray:
 
 def write_motion(folder: Path, name: str, features: np.ndarray, fps: float, num_joints: int = 22,
                  size: int = 256) -> dict[str, Path]:
-    """``<name>.npy`` (features), ``<name>_joints.npy``, ``<name>.mp4`` (+ ``<name>.gif`` with Pillow); the paths."""
+    """``<name>.npy`` (features), ``<name>_joints.npy``, ``<name>.bvh`` (:func:`~unidit.tasks.motion.bvh.write_bvh`),
+    ``<name>.mp4`` (+ ``<name>.gif`` with Pillow); the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     joints = recover_from_ric(np.asarray(features, dtype=np.float32), num_joints)  # (T, J, 3)
     written = {"features": folder / f"{name}.npy", "joints": folder / f"{name}_joints.npy"}
     np.save(written["features"], np.asarray(features, dtype=np.float32))
     np.save(written["joints"], joints.astype(np.float32))
+    written["bvh"] = write_bvh(folder / f"{name}.bvh", joints, fps, layout_for(num_joints), joint_names(num_joints))
     frames = render_stick_figure(joints, size)
     written["mp4"] = write_mp4(folder / f"{name}.mp4", frames, fps)
     gif = write_gif(folder / f"{name}.gif", frames, fps)

@@ -9,24 +9,18 @@ lengths (the task packs and pads them).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from unidit.tasks.t2a.data import SPLITS, ClipSet, default_cache_dir, embedded_clips
-from unidit.tasks.t2a.latent_codec import encode_clips, weights_digest
+from unidit.training.latent_codec import encode_clips
 from unidit.tasks.t2a.real_data import load_audiocaps, load_clotho
-from unidit.tasks.t2a.task import load_frozen_vae
-from unidit.training.frozen_tokenizer import frozen_tokenizer
-from unidit.training.resumable_sampler import resumable_loader
+from unidit.tokenizers.audio_vae import AudioVAE
+from unidit.training.latent_data import FrozenVAEData, cached_latents, latents_path
 
 
 class LatentClipDataset(Dataset):
@@ -49,7 +43,7 @@ def collate_latent_clips(items: list[dict]) -> dict:
     return {"latents": [item["latent"] for item in items], "captions": [item["caption"] for item in items]}
 
 
-class T2AData(pl.LightningDataModule):
+class T2AData(FrozenVAEData, pl.LightningDataModule):
     """Captioned clips as VAE latents.
 
     Args:
@@ -78,6 +72,10 @@ class T2AData(pl.LightningDataModule):
         cache_dir: cache of embedded clips and latents (default ``$UNIDIT_CACHE`` or ``~/.cache/unidit``).
         skip_bad_samples: real data: skip (count and print) unreadable files and bad rows.
     """
+
+    vae_class = AudioVAE
+    vae_missing = ("t2a needs an audio VAE: set model.vae (or data.vae_dir) to a `unidit fit audio-vae` export folder "
+                   "(<run>/model)")
 
     def __init__(
         self,
@@ -108,20 +106,6 @@ class T2AData(pl.LightningDataModule):
         self._vae = None
 
     # -- waveforms ----------------------------------------------------------------
-    def vae(self):
-        """The frozen VAE: ``data.vae_dir`` if given, else the model's (``model.vae``)."""
-        if self._vae is None:
-            self._vae = frozen_tokenizer(
-                self, self.hparams.vae_dir, lambda folder: load_frozen_vae(folder, _latent_channels(folder)), "vae",
-                "t2a needs an audio VAE: set model.vae (or data.vae_dir) to a `unidit fit audio-vae` export folder "
-                "(<run>/model)")
-        return self._vae
-
-    def attach_vae(self, vae) -> None:
-        """Use this (already loaded) VAE, e.g. the one of a loaded task, when ``data.vae_dir`` is None."""
-        if self.hparams.vae_dir is None:
-            self._vae = vae
-
     @property
     def sample_rate(self) -> int:
         if self.hparams.sample_rate is not None:
@@ -169,39 +153,19 @@ class T2AData(pl.LightningDataModule):
 
     def _cached_latents(self, clips: ClipSet) -> list[Tensor]:
         vae = self.vae()
-        digest = hashlib.sha256(weights_digest(vae).encode())
-        for wave in clips.waveforms:
-            digest.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
-        path = Path(self.hparams.cache_dir or default_cache_dir()) / "t2a" / f"latents-{digest.hexdigest()[:16]}.npz"
-        try:
-            with np.load(path) as arrays:
-                frames, lengths = arrays["latents"], arrays["lengths"]
-            if len(lengths) == len(clips) and lengths.sum() == frames.shape[1]:
-                return list(torch.from_numpy(frames).split(lengths.tolist(), dim=1))
-        except (OSError, ValueError, KeyError):
-            pass  # missing or damaged: encode below
-        latents = encode_clips(vae, clips.waveforms, self.hparams.encode_batch_size, progress=True)
-        _write_latents(path, latents)
-        return latents
+        path = latents_path(Path(self.hparams.cache_dir or default_cache_dir()) / "t2a", vae,
+                            (np.ascontiguousarray(wave, dtype=np.float32).tobytes() for wave in clips.waveforms))
+        return cached_latents(path, len(clips),
+                              lambda: encode_clips(vae, clips.waveforms, self.hparams.encode_batch_size, progress=True))
 
     # -- loaders --------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         dataset = LatentClipDataset(self.latents["train"], self.clips["train"].captions)
-        lengths = [z.shape[-1] for z in dataset.latents] if self.hparams.bucket_by_length else None
-        return resumable_loader(dataset, self.hparams.batch_size, self.hparams.seed, self.hparams.num_workers,
-                                lengths=lengths, collate_fn=collate_latent_clips)
+        return self.latent_train_loader(dataset, collate_latent_clips)
 
     def val_dataloader(self) -> DataLoader:
         dataset = LatentClipDataset(self.latents["val"], self.clips["val"].captions)
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=False,
-                          num_workers=self.hparams.num_workers, collate_fn=collate_latent_clips)
-
-
-def _latent_channels(path: str) -> int:
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(f"audio VAE not found: {path} (expected config.json + model.safetensors)")
-    return int(json.loads(config.read_text()).get("latent_channels", 16))
+        return self.latent_val_loader(dataset, collate_latent_clips)
 
 
 def _split_off(clips: ClipSet, fraction: float, seed: int) -> tuple[ClipSet, ClipSet]:
@@ -209,20 +173,3 @@ def _split_off(clips: ClipSet, fraction: float, seed: int) -> tuple[ClipSet, Cli
     order = np.random.default_rng(seed).permutation(len(clips))
     count = max(1, round(fraction * len(clips))) if len(clips) > 1 else 0
     return clips.subset(np.sort(order[count:])), clips.subset(np.sort(order[:count]))
-
-
-def _write_latents(path: Path, latents: list[Tensor]) -> None:
-    """Save latents (C, T_i) as one (C, ΣT) array + lengths, atomically; failures only cost a re-encode."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, latents=torch.cat(latents, dim=1).numpy(),
-                     lengths=np.array([z.shape[1] for z in latents], dtype=np.int64))
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink(missing_ok=True)

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor
-from unidit.backbones.held_tokens import Conditioning
 from unidit.backbones.latent_denoiser import DenoiserConfig, LatentDenoiser, SlotInputs
 from unidit.backbones.layout import PackedBatch
-from unidit.backbones.slots import DATA, PAD
+from unidit.training.padded_conditioning import PAD_TIME, PaddedConditioning, conditioning_for, padded_slots
 
-PAD_TIME = -1.0  # the time PAD slots carry; the denoiser masks tokens with t < 0
+__all__ = ["PAD_TIME", "LatentAudioDenoiser", "LatentDenoiserConfig", "PaddedConditioning", "conditioning_for"]
 
 
 @dataclass
@@ -77,14 +75,7 @@ class LatentAudioDenoiser(LatentDenoiser, PyTorchModelHubMixin):
 
     def slots(self, x: Tensor, t: Tensor, key_mask: Tensor | None = None) -> SlotInputs:
         """Packed tokens ``x`` (B, L, C·p) with their 1-axis positions; PAD where ``t < 0`` (or ``~key_mask``)."""
-        batch, length, _ = x.shape
-        token_t = t[:, None].expand(batch, length) if t.dim() == 1 else t  # (B, L)
-        if key_mask is None:
-            key_mask = token_t >= 0  # (B, L)
-        positions = torch.zeros(batch, length, 3, dtype=torch.long, device=x.device)  # (B, L, 3)
-        positions[..., 2] = torch.arange(length, device=x.device)  # 1-axis layout: (0, 0, l)
-        slot_kind = torch.where(key_mask, DATA, PAD)  # (B, L)
-        return SlotInputs(x, token_t.clamp_min(0.0), positions, slot_kind, key_mask, (x.dtype,))
+        return padded_slots(x, t, key_mask)
 
     def finish(self, out: Tensor, slots: SlotInputs) -> Tensor:
         """Head outputs, zero at PAD slots."""
@@ -99,40 +90,3 @@ class LatentAudioDenoiser(LatentDenoiser, PyTorchModelHubMixin):
                     f"patch_size={self.config.patch_size}, got {tuple(z.shape)}"
                 )
         return super().pack(list(latents))
-
-
-@dataclass
-class PaddedConditioning(Conditioning):
-    """Held tokens (in-painting / continuation) plus PAD slots that carry :data:`PAD_TIME`.
-
-    ``mask`` marks held tokens as in :class:`Conditioning`; ``padding`` (B, L)
-    marks PAD slots, which get ``t = PAD_TIME`` at every step and are never
-    reset (their values are dropped by ``unpack``).
-    """
-
-    padding: Tensor | None = None  # (B, L) bool
-
-    def token_t(self, t: Tensor) -> Tensor:
-        token_t = super().token_t(t)  # (B, L)
-        if self.padding is None:
-            return token_t
-        return torch.where(self.padding, torch.full_like(token_t, PAD_TIME), token_t)  # (B, L)
-
-    def generated(self) -> Tensor:
-        """Generated tokens: neither held nor padding ``(B, L)``."""
-        free = super().generated()
-        return free if self.padding is None else free & ~self.padding
-
-
-def conditioning_for(packed: PackedBatch, held: Tensor | None = None, x: Tensor | None = None) -> Conditioning | None:
-    """The conditioning a packed batch needs: PAD slots, and ``held`` tokens (B, L) kept at ``x``.
-
-    None when nothing is padded or held (every token then shares the sample's t).
-    """
-    padding = ~packed.key_mask  # (B, L)
-    has_held = held is not None and bool(held.any())
-    if not has_held and not bool(padding.any()):
-        return None
-    held = held if has_held else torch.zeros_like(padding)
-    return PaddedConditioning(x=packed.tokens if x is None else x, mask=held & ~padding, strength=1.0,
-                              padding=padding)

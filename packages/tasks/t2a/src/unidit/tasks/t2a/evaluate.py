@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from unidit.tasks.t2a.classifier import classify, load_or_train_classifier, top_k_correct
 from unidit.tasks.t2a.data import ClipSet
-from unidit.tasks.t2a.latent_codec import decode_latents, encode_clips
+from unidit.training.latent_codec import decode_latents, encode_clips
 from unidit.tasks.t2a.media import write_clips
 from unidit.tasks.t2a.sounds import KINDS
 from unidit.training.frechet import frechet_distance

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torchaudio
 from unidit.tokenizers.audio_io import write_wav
-from unidit.training.figures import save_figure_png, wrap_words
+from unidit.training.figures import wrap_words
 from unidit.training.report import caption_slug
+from unidit.training.spectrogram_figure import render_panels_png
 
 MEL_BINS = 64
 MEL_HOP_SECONDS = 0.01
@@ -39,33 +40,19 @@ def log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 def render_spectrograms_png(clips: list[np.ndarray], titles: list[str], path: str | os.PathLike, sample_rate: int,
                             cols: int = 1, dpi: int = 100) -> Path:
     """Log-mel spectrograms of ``clips`` in one PNG grid (time in seconds, mel bins up), written atomically."""
-    import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    def draw(axis, clip: np.ndarray, title: str) -> None:
+        mel = log_mel(clip, sample_rate)  # (M, F)
+        seconds = len(clip) / sample_rate
+        top = max(float(mel.max()), QUIET_DB)  # a near-silent clip stays dark instead of being stretched
+        axis.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0.0, seconds, 0, MEL_BINS),
+                    vmin=top - DYNAMIC_RANGE_DB, vmax=top)
+        axis.set_title(wrap_words(title, 60), fontsize=8)
 
-    if not clips or len(clips) != len(titles):
-        raise ValueError(f"need one title per clip and at least one clip, got {len(clips)} clips, {len(titles)} titles")
     cols = max(1, min(cols, len(clips)))
     rows = math.ceil(len(clips) / cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 2.2 * rows), dpi=dpi, squeeze=False)
-    try:
-        for axis in axes.flat[len(clips):]:
-            axis.axis("off")
-        for axis, clip, title in zip(axes.flat, clips, titles):
-            mel = log_mel(clip, sample_rate)  # (M, F)
-            seconds = len(clip) / sample_rate
-            top = max(float(mel.max()), QUIET_DB)  # a near-silent clip stays dark instead of being stretched
-            axis.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0.0, seconds, 0, MEL_BINS),
-                        vmin=top - DYNAMIC_RANGE_DB, vmax=top)
-            axis.set_title(wrap_words(title, 60), fontsize=8)
-            axis.set_xlabel("seconds", fontsize=7)
-            axis.set_ylabel("mel bin", fontsize=7)
-            axis.tick_params(labelsize=6)
-        figure.tight_layout()
-        return save_figure_png(figure, path)
-    finally:
-        plt.close(figure)
+    return render_panels_png(clips, titles, path, draw, rows=rows, cols=cols, figsize=(5.0 * cols, 2.2 * rows),
+                             dpi=dpi, ylabel="mel bin")
 
 
 def write_clips(directory: str | os.PathLike, clips: list[np.ndarray], captions: list[str], sample_rate: int,

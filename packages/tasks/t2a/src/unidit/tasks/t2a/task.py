@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
-from unidit.backbones.layout import grid_mask_to_tokens, unpack
 from unidit.tasks.t2a.denoiser import LatentAudioDenoiser, LatentDenoiserConfig, conditioning_for
-from unidit.tasks.t2a.latent_codec import decode_latents, encode_clips, pad_to_multiple
 from unidit.tokenizers.audio_vae import AudioVAE
+from unidit.training import frozen_vae
 from unidit.training.flow_task import FlowInputs, FlowMatchingTask, check_mixture
+from unidit.training.frozen_vae import FrozenVAETask
+from unidit.training.latent_codec import decode_latents, encode_clips, pad_to_multiple
 from unidit.training.sampling import SamplingOptions
 
 
@@ -33,7 +33,7 @@ class Inpaint:
     end: float
 
 
-class T2ATask(FlowMatchingTask):
+class T2ATask(FrozenVAETask, FlowMatchingTask):
     """Generates sound from captions; in-paints spans and continues clips.
 
     Args:
@@ -71,21 +71,9 @@ class T2ATask(FlowMatchingTask):
         self.continuation_prob = continuation_prob
         self._conditioning_rng = torch.Generator().manual_seed(0)
 
-    def train(self, mode: bool = True) -> "T2ATask":
-        super().train(mode)
-        if self.vae is not None:
-            self.vae.eval()  # frozen: never in training mode
-        return self
-
-    @property
-    def patch_size(self) -> int:
-        return self.denoiser.config.patch_size
-
     # -- training -----------------------------------------------------------------
     def flow_inputs(self, batch: dict) -> FlowInputs:
-        p = self.patch_size
-        latents = [z[:, : z.shape[1] - z.shape[1] % p] for z in batch["latents"]]  # (C, T_i), T_i % p == 0
-        packed = self.denoiser.pack(latents)
+        packed = self.pack_whole_patches(batch["latents"])
         held = self._random_held_tokens(packed.data_mask) if self.training else None
         return FlowInputs(x0=packed.tokens, captions=list(batch["captions"]), mask=packed.data_mask,
                           cond=conditioning_for(packed, held))
@@ -115,20 +103,10 @@ class T2ATask(FlowMatchingTask):
         return (outside & chosen).to(data_mask.device) & data_mask
 
     # -- sampling -------------------------------------------------------------------
-    @property
-    def sample_rate(self) -> int:
-        return self.require_vae().sample_rate
-
-    def require_vae(self) -> AudioVAE:
-        if self.vae is None:
-            raise ValueError("this T2ATask has no audio VAE (model.vae is None); it cannot encode or decode audio")
-        return self.vae
-
     def frames_for(self, seconds: float) -> int:
         """Latent frames holding ``seconds`` of audio, rounded up to whole patches."""
         vae = self.require_vae()
-        frames = math.ceil(round(seconds * vae.sample_rate) / vae.hop_length)
-        return max(self.patch_size, math.ceil(frames / self.patch_size) * self.patch_size)
+        return self.whole_patch_frames(seconds, vae.hop_length, vae.sample_rate)
 
     @torch.no_grad()
     def sample_audio(
@@ -179,14 +157,7 @@ class T2ATask(FlowMatchingTask):
         else:
             hop = self.vae.hop_length if self.vae is not None else 1
             lengths = [z.shape[1] * hop for z in known]
-        generator = torch.Generator().manual_seed(options.seed)
-        noise = [torch.randn(z.shape, generator=generator) for z in known]  # (C, T_i) each
-        packed = self.denoiser.pack(noise).to(self.device)
-        known_tokens = self.denoiser.pack(known).tokens.to(self.device)  # (B, L, C·p)
-        held = grid_mask_to_tokens(held_frames, packed).to(self.device)  # (B, L)
-        cond = conditioning_for(packed, held, x=known_tokens)
-        tokens = self.generate(captions, packed.tokens, options, cond=cond, use_ema=use_ema)  # (B, L, C·p)
-        return [z.cpu() for z in unpack(tokens, packed)], lengths
+        return self.sample_around(captions, known, held_frames, options, use_ema), lengths
 
     def _plan(self, captions, seconds, inpaint: Inpaint | None, continuation: np.ndarray | None):
         """Per caption: known latents (C, T_i) (zeros where generated), held frames (T_i,), audio length."""
@@ -227,12 +198,4 @@ class T2ATask(FlowMatchingTask):
 
 def load_frozen_vae(path: str, latent_channels: int) -> AudioVAE:
     """The audio VAE saved at ``path``, frozen, checked against the denoiser's channel count."""
-    folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"audio VAE not found: {folder} (expected config.json + model.safetensors, "
-                                "e.g. <run>/model of `unidit fit audio-vae`)")
-    vae = AudioVAE.from_pretrained(str(folder)).eval().requires_grad_(False)
-    if vae.latent_channels != latent_channels:
-        raise ValueError(f"the audio VAE at {folder} has {vae.latent_channels} latent channels; "
-                         f"model.latent_channels is {latent_channels}")
-    return vae
+    return frozen_vae.load_frozen_vae(AudioVAE, path, latent_channels)

@@ -1,4 +1,4 @@
-"""Many clips through the frozen audio VAE, in batches of equal length.
+"""Many clips through a frozen audio VAE, in batches of equal length (shared by t2a and tts).
 
 A convolutional VAE sees zero padding at the end of a shorter clip, so a clip
 encoded inside a padded batch would not get the latents it gets alone.

@@ -1,0 +1,1 @@
+"""``unidit fit|sample|eval tts``."""

@@ -1,0 +1,149 @@
+"""Joint training throughput: one mixed-modality varlen row against the tasks one after another, padded.
+
+The joint model of ``unidit fit joint`` (the shared backbone and each task's
+parts sized as in ``apps/src/unidit/apps/joint/fit.yaml``) takes one training
+step on a batch holding samples of every task, two ways, interleaved in one
+process:
+
+* mixed: the joint step of ``unidit fit joint`` (``JointTask.joint_losses``):
+  every task's samples laid end to end in one varlen row, one backbone call,
+  one backward;
+* one after another: each task's own batch through its own part in its own
+  layout (t2a's clips padded to the longest, PAD slots hidden by the key mask),
+  one forward and backward per task, as three single-task runs would.
+
+Both draw the same flow targets and compute the same per-sample loss. Tokens/s
+counts real latent tokens only (no PAD slots). The batch is synthetic with the
+default tasks' real shapes: 2,048-point clouds, 2-5 s audio latents (16 x
+50 frames/s), 3 x 8 x 8 video latents of 16 channels.
+
+    uv run python benchmarks/joint_throughput.py [--rounds 10] [--precision fp32|bf16]
+
+writes ``benchmarks/JOINT.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from unidit.apps.joint.task import JointTask
+from unidit.training.joint.mixing import step_counts, step_generator
+from unidit.training.joint.objective import draw_targets, sample_errors
+from unidit.training.step_timer import cpu_model
+
+from harness import Runtime, mib
+
+FIT_YAML = Path(__file__).parents[1] / "apps/src/unidit/apps/joint/fit.yaml"
+OUT = Path(__file__).with_name("JOINT.md")
+CAPTIONS = ["a large red cube", "a dog barks twice", "a blue ball moves left", "rain on a tin roof"]
+
+
+def default_joint() -> tuple[JointTask, int]:
+    """The joint model of the default ``fit.yaml`` (no tokenizers: the batch is latents) and its batch size."""
+    config = yaml.safe_load(FIT_YAML.read_text())
+    model = config["model"]
+    torch.manual_seed(0)
+    joint = JointTask(tasks=model["tasks"], task_options=model["task_options"], preset=model["preset"],
+                      backbone=model["backbone"], caption_dropout=0.0)
+    return joint.train(), int(config["data"]["batch_size"])
+
+
+def mixed_batch(names: list[str], batch_size: int, seed: int = 0) -> dict[str, dict]:
+    """A joint batch drawn by the default (uniform) mixing, each task's samples in its own batch format."""
+    counts = step_counts({n: 1.0 / len(names) for n in names}, batch_size, step_generator(seed, 0))
+    g = torch.Generator().manual_seed(seed)
+    captions = [CAPTIONS[i % len(CAPTIONS)] for i in range(batch_size)]
+    makers = {
+        "shape3d": lambda n: {"points": torch.nn.functional.normalize(torch.randn(n, 2048, 3, generator=g), dim=-1),
+                              "caption": captions[:n]},
+        "t2a": lambda n: {"latents": [torch.randn(16, int(torch.randint(100, 251, (1,), generator=g)), generator=g)
+                                      for _ in range(n)], "captions": captions[:n]},  # 2-5 s at 50 frames/s
+        "t2v": lambda n: {"latents": torch.randn(n, 16, 3, 8, 8, generator=g), "caption": captions[:n]},
+    }
+    return {name: makers[name](count) for name, count in counts.items() if count}
+
+
+def steps(joint: JointTask, batch: dict[str, dict]):
+    """The two training steps over ``batch`` and the real tokens each processes."""
+    parts = joint.denoiser
+
+    def mixed():
+        errors = joint.joint_losses(batch, drop=False)
+        torch.cat(list(errors.values())).mean().backward()
+        joint.zero_grad(set_to_none=True)
+
+    def one_after_another():
+        total = sum(_count(batch[n]) for n in batch)
+        for name in batch:
+            task = joint.subtasks[name]
+            task.training = True
+            flow_in = task.flow_inputs(batch[name])
+            context, context_mask = joint.encode_captions(list(flow_in.captions))
+            targets = draw_targets(joint.flow, flow_in.x0, flow_in.mask, flow_in.cond)
+            pred = parts(name, targets.x_t, targets.t, context, context_mask)
+            (sample_errors(pred, targets).sum() / total).backward()  # the same mean over the whole batch
+        joint.zero_grad(set_to_none=True)
+
+    real = 0
+    for name in batch:
+        flow_in = joint.subtasks[name].flow_inputs(batch[name])
+        slots = parts.part(name).slots(flow_in.x0, torch.zeros(flow_in.x0.shape[0]))
+        real += int(slots.key_mask.sum())
+    return {"mixed varlen row": mixed, "one after another, padded": one_after_another}, real
+
+
+def _count(task_batch: dict) -> int:
+    return len(task_batch.get("caption", task_batch.get("captions")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    runtime = Runtime(precision=args.precision)
+    joint, batch_size = default_joint()
+    batch = mixed_batch(joint.task_names, batch_size)
+    fns, real = steps(joint, batch)
+    times = {k: [] for k in fns}
+    with runtime.autocast():
+        for fn in fns.values():  # warm-up
+            fn()
+        memory = {name: runtime.peak_memory(fn) for name, fn in fns.items()}
+        for _ in range(args.rounds):
+            for name, fn in fns.items():  # interleaved A B A B
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    base = medians["one after another, padded"]
+    counts = {n: _count(b) for n, b in batch.items()}
+    lines = [
+        "# Joint training throughput",
+        "",
+        f"`uv run python benchmarks/joint_throughput.py --rounds {args.rounds} --precision {args.precision}` "
+        f"on {cpu_model()}, torch {torch.__version__}.",
+        "",
+        f"One training step (forward + backward) of the default joint model (`joint/fit.yaml`) on a batch of "
+        f"{sum(counts.values())} samples ({', '.join(f'{n} {c}' for n, c in counts.items())}), {real} real latent "
+        f"tokens; median of {args.rounds} interleaved rounds.",
+        "",
+        "| step | s/step (median, min-max) | real tokens/s | speed-up | peak tensor memory |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, values in times.items():
+        lines.append(f"| {name} | {medians[name]:.3f} ({min(values):.3f}-{max(values):.3f}) | "
+                     f"{real / medians[name]:,.0f} | {base / medians[name]:.2f}x | {mib(memory[name])} MiB |")
+    text = "\n".join(lines) + "\n"
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
