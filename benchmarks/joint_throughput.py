@@ -9,15 +9,17 @@ process:
   every task's samples laid end to end in one varlen row, one backbone call,
   one backward;
 * one after another: each task's own batch through its own part in its own
-  layout (t2a's clips padded to the longest, PAD slots hidden by the key mask),
-  one forward and backward per task, as three single-task runs would.
+  layout (t2a's clips and motion's code sequences padded to the longest, PAD
+  slots hidden by the key mask), one forward and backward per task, as
+  single-task runs would.
 
-Both draw the same flow targets and compute the same per-sample loss. Tokens/s
-counts real latent tokens only (no PAD slots). The batch is synthetic with the
-default tasks' real shapes: 2,048-point clouds, 2-5 s audio latents (16 x
-50 frames/s), 3 x 8 x 8 video latents of 16 channels.
+Both draw the same targets (flow targets; motion's masked codes) and compute the
+same per-sample loss. Tokens/s counts real tokens only (no PAD slots). The batch
+is synthetic with the default tasks' real shapes: 2,048-point clouds, 2-5 s
+audio latents (16 x 50 frames/s), 3 x 8 x 8 video latents of 16 channels, and
+5-49 motion codes (1-10 s at 4 frames a code, 20 fps) of a 256-code VQ-VAE.
 
-    uv run python benchmarks/joint_throughput.py [--rounds 10] [--precision fp32|bf16]
+    uv run python benchmarks/joint_throughput.py [--rounds 10] [--precision fp32|bf16] [--tasks shape3d,t2a,t2v]
 
 writes ``benchmarks/JOINT.md``.
 """
@@ -34,6 +36,7 @@ import yaml
 from unidit.apps.joint.task import JointTask
 from unidit.training.joint.mixing import step_counts, step_generator
 from unidit.training.joint.objective import draw_targets, sample_errors
+from unidit.training.masked_task import MaskedDiffusionTask
 from unidit.training.step_timer import cpu_model
 
 from harness import Runtime, mib
@@ -43,13 +46,17 @@ OUT = Path(__file__).with_name("JOINT.md")
 CAPTIONS = ["a large red cube", "a dog barks twice", "a blue ball moves left", "rain on a tin roof"]
 
 
-def default_joint() -> tuple[JointTask, int]:
-    """The joint model of the default ``fit.yaml`` (no tokenizers: the batch is latents) and its batch size."""
+def default_joint(tasks: str | None = None) -> tuple[JointTask, int]:
+    """The joint model of the default ``fit.yaml`` (no tokenizers: the batch is latents) and its batch size;
+    ``tasks`` (comma-separated) replaces the YAML's tasks."""
     config = yaml.safe_load(FIT_YAML.read_text())
     model = config["model"]
     torch.manual_seed(0)
-    joint = JointTask(tasks=model["tasks"], task_options=model["task_options"], preset=model["preset"],
+    joint = JointTask(tasks=tasks or model["tasks"], task_options=model["task_options"], preset=model["preset"],
                       backbone=model["backbone"], caption_dropout=0.0)
+    for task in joint.subtasks.values():
+        if isinstance(task, MaskedDiffusionTask):  # flat code statistics for the priority schedule
+            task.set_code_counts(torch.ones(task.hparams.codebook_size))
     return joint.train(), int(config["data"]["batch_size"])
 
 
@@ -64,6 +71,8 @@ def mixed_batch(names: list[str], batch_size: int, seed: int = 0) -> dict[str, d
         "t2a": lambda n: {"latents": [torch.randn(16, int(torch.randint(100, 251, (1,), generator=g)), generator=g)
                                       for _ in range(n)], "captions": captions[:n]},  # 2-5 s at 50 frames/s
         "t2v": lambda n: {"latents": torch.randn(n, 16, 3, 8, 8, generator=g), "caption": captions[:n]},
+        "motion": lambda n: {"codes": [torch.randint(256, (int(torch.randint(5, 50, (1,), generator=g)),), generator=g)
+                                       for _ in range(n)], "captions": captions[:n]},
     }
     return {name: makers[name](count) for name, count in counts.items() if count}
 
@@ -82,16 +91,31 @@ def steps(joint: JointTask, batch: dict[str, dict]):
         for name in batch:
             task = joint.subtasks[name]
             task.training = True
-            flow_in = task.flow_inputs(batch[name])
-            context, context_mask = joint.encode_captions(list(flow_in.captions))
-            targets = draw_targets(joint.flow, flow_in.x0, flow_in.mask, flow_in.cond)
-            pred = parts(name, targets.x_t, targets.t, context, context_mask)
-            (sample_errors(pred, targets).sum() / total).backward()  # the same mean over the whole batch
+            if isinstance(task, MaskedDiffusionTask):
+                token_in = task.token_inputs(batch[name])
+                context, context_mask = joint.encode_captions(list(token_in.captions))
+                objective = task.objective(parts.part(name))
+                t, tokens, masked = objective.draw(token_in.codes, token_in.valid, token_in.given)
+                logits = parts.part(name)(tokens, t, context, context_mask, token_in.valid)  # (B, L, K), padded
+                ce = objective.token_errors(logits, token_in.codes, masked)
+                errors = ce.sum(dim=1) / masked.sum(dim=1).clamp(min=1)
+                extra = task.sample_auxiliary_losses(token_in, context, context_mask, parts.part(name))
+                errors = errors + sum(extra.values()) if extra else errors
+            else:
+                flow_in = task.flow_inputs(batch[name])
+                context, context_mask = joint.encode_captions(list(flow_in.captions))
+                targets = draw_targets(joint.flow, flow_in.x0, flow_in.mask, flow_in.cond)
+                errors = sample_errors(parts(name, targets.x_t, targets.t, context, context_mask), targets)
+            (errors.sum() / total).backward()  # the same mean over the whole batch
         joint.zero_grad(set_to_none=True)
 
     real = 0
     for name in batch:
-        flow_in = joint.subtasks[name].flow_inputs(batch[name])
+        task = joint.subtasks[name]
+        if isinstance(task, MaskedDiffusionTask):
+            real += int(task.token_inputs(batch[name]).valid.sum())
+            continue
+        flow_in = task.flow_inputs(batch[name])
         slots = parts.part(name).slots(flow_in.x0, torch.zeros(flow_in.x0.shape[0]))
         real += int(slots.key_mask.sum())
     return {"mixed varlen row": mixed, "one after another, padded": one_after_another}, real
@@ -106,9 +130,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--tasks", help="comma-separated tasks (default: the fit.yaml's)")
     args = parser.parse_args()
     runtime = Runtime(precision=args.precision)
-    joint, batch_size = default_joint()
+    joint, batch_size = default_joint(args.tasks)
     batch = mixed_batch(joint.task_names, batch_size)
     fns, real = steps(joint, batch)
     times = {k: [] for k in fns}
@@ -127,7 +152,8 @@ def main() -> None:
     lines = [
         "# Joint training throughput",
         "",
-        f"`uv run python benchmarks/joint_throughput.py --rounds {args.rounds} --precision {args.precision}` "
+        f"`uv run python benchmarks/joint_throughput.py --rounds {args.rounds} --precision {args.precision}"
+        f"{'' if args.tasks is None else ' --tasks ' + args.tasks}` "
         f"on {cpu_model()}, torch {torch.__version__}.",
         "",
         f"One training step (forward + backward) of the default joint model (`joint/fit.yaml`) on a batch of "

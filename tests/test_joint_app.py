@@ -17,21 +17,27 @@ from unidit.apps import cli
 from unidit.apps.joint.app import APP as JOINT
 from unidit.apps.joint.app import task_data_args
 from unidit.tokenizers.audio_vae import AudioVAE, audio_vae_config
+from unidit.tokenizers.motion import MotionVQVAE, motion_vq_config
 from unidit.tokenizers.video_vae import VideoVAE, video_vae_config
 
 TASK_DATA = ('{shape3d: {num_train: 16, num_val: 4, num_test: 8, num_points: 256, cache_dir: CACHE}, '
              't2a: {num_train: 12, num_val: 4, test_per_kind: 1, cache_dir: CACHE}, '
-             't2v: {num_train: 8, num_val: 4, num_test: 8, cache_dir: CACHE}}')
+             't2v: {num_train: 8, num_val: 4, num_test: 8, cache_dir: CACHE}, '
+             'motion: {num_train: 24, num_val: 4, num_test: 8, cache_dir: CACHE}}')
 TASK_OPTIONS = ('{shape3d: {resolution: 8, patch_size: 4, grid_channels: 8, point_hidden: 16}, '
                 't2a: {latent_channels: 16, patch_size: 4}, t2v: {latent_channels: 4, latent_height: 8, '
-                'latent_width: 8, patch_size: [1, 2, 2]}}')
+                'latent_width: 8, patch_size: [1, 2, 2]}, motion: {codebook_size: 64}}')
 EVAL = {
     "shape3d": ["--report.per_kind", "1", "--report.steps", "2", "--report.emd_points", "16"],
     "t2a": ["--report.per_kind", "1", "--report.steps", "2", "--report.classifier_epochs", "1"],
     "t2v": ["--report.num_clips", "4", "--report.steps", "2", "--report.num_written", "1",
             "--report.classifier_epochs", "1"],
+    "motion": ["--report.max_clips", "8", "--report.steps", "2", "--report.batch_size", "8", "--report.num_written",
+               "1", "--report.diversity_pairs", "4", "--report.r_precision_pool", "4", "--report.mm_captions", "2",
+               "--report.mm_samples", "2", "--report.mm_pairs", "1", "--report.evaluator_epochs", "1"],
 }
-SAMPLE = {"shape3d": ["--num_points", "64"], "t2a": ["--seconds", "1"], "t2v": ["--num_frames", "9"]}
+SAMPLE = {"shape3d": ["--num_points", "64"], "t2a": ["--seconds", "1"], "t2v": ["--num_frames", "9"],
+          "motion": ["--seconds", "1"]}
 
 
 def eval_data_args(workdir: Path, name: str) -> list[str]:
@@ -48,12 +54,14 @@ def tiny_fit_args(workdir: Path, steps: int = 4) -> list[str]:
     torch.manual_seed(0)
     AudioVAE(audio_vae_config("tiny")).save_pretrained(workdir / "audio_vae")
     VideoVAE(video_vae_config("tiny")).save_pretrained(workdir / "video_vae")
+    MotionVQVAE(motion_vq_config("tiny")).save_pretrained(workdir / "motion_vq")  # 64 codes
     cache = str(workdir / "cache")
+    vaes = {"t2a": str(workdir / "audio_vae"), "t2v": str(workdir / "video_vae"), "motion": str(workdir / "motion_vq")}
     return [
-        "--tasks", "shape3d,t2a,t2v",
+        "--tasks", "shape3d,t2a,t2v,motion",
         "--model.preset", "tiny", "--model.backbone", "{arch: mmdit}", "--model.warmup_steps", "2",
         "--model.task_options", TASK_OPTIONS,
-        "--model.vae", json.dumps({"t2a": str(workdir / "audio_vae"), "t2v": str(workdir / "video_vae")}),
+        "--model.vae", json.dumps(vaes),
         "--data.task_data", TASK_DATA.replace("CACHE", cache), "--data.batch_size", "6",
         "--data.steps_per_epoch", "3",
         "--trainer.max_steps", str(steps), "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
@@ -73,17 +81,22 @@ def fitted_run(workdir) -> Path:
 def test_fit_writes_one_checkpoint_for_every_task_and_reports(fitted_run: Path):
     model = fitted_run / "model"
     meta = json.loads((model / "joint.json").read_text())
-    assert meta["tasks"] == ["shape3d", "t2a", "t2v"] and meta["modalities"] == {"shape3d": 0, "t2a": 1, "t2v": 2}
+    assert meta["tasks"] == ["shape3d", "t2a", "t2v", "motion"]
+    assert meta["modalities"] == {"shape3d": 0, "t2a": 1, "t2v": 2, "motion": 3}
     assert (model / "backbone" / "model.safetensors").is_file()
     assert (model / "t2v" / "vae" / "model.safetensors").is_file()  # t2v's export bundles its VAE
     for name in meta["tasks"]:
         assert (model / name / "model.safetensors").is_file()
         assert (fitted_run / "report" / name / "metrics.json").is_file()
+    from unidit.apps.motion.app import APP as MOTION
+
+    motion = MOTION.load_checkpoint(model).sampling_network()  # the priority schedule's code statistics came along
+    assert motion.modality == 3 and bool(motion.has_code_importance) and float(motion.code_importance.max()) > 0
     logged = (fitted_run / "metrics.csv").read_text().splitlines()[0]
     assert all(f"train/loss/{name}" in logged for name in meta["tasks"])
 
 
-@pytest.mark.parametrize("name", ["shape3d", "t2a", "t2v"])
+@pytest.mark.parametrize("name", ["shape3d", "t2a", "t2v", "motion"])
 def test_sample_and_eval_each_task_from_the_joint_checkpoint(name, fitted_run: Path, tmp_path: Path):
     main = cli.main
 

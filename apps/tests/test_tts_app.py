@@ -20,13 +20,7 @@ TINY = ["--model.preset", "tiny", "--model.backbone", "{}", "--model.text_dim", 
         "--report.steps", "2", "--report.batch_size", "4", "--report.num_written", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast, and on a shared CPU it does not thrash (OpenMP spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in the repository's conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@
 resume with ``--ckpt_path``) on :class:`~unidit.apps.joint.task.JointTask` and
 :class:`~unidit.apps.joint.data.JointData`. ``--tasks a,b`` sets both
 ``model.tasks`` and ``data.tasks``. Tokenizers are found as each task's own app
-finds them: ``--model.vae '{t2a: DIR, t2v: DIR}'``, else the folder a resumed
-checkpoint recorded, else one trained first with ``unidit fit audio-vae`` /
-``unidit fit video-vae`` under the same ``--trainer.default_root_dir``.
+finds them: ``--model.vae '{t2a: DIR, t2v: DIR, motion: DIR}'``, else the folder a
+resumed checkpoint recorded, else one trained first with ``unidit fit audio-vae`` /
+``unidit fit video-vae`` / ``unidit fit motion-vq`` under the same ``--trainer.default_root_dir``.
 
 After training it writes ``<run>/model`` (:func:`~unidit.apps.joint.export.export_joint`:
 ``joint.json``, one complete single-task export per task, the shared backbone)
@@ -42,6 +42,8 @@ def task_app(name: str) -> TaskApp:
         from unidit.apps.t2a.app import APP
     elif name == "t2v":
         from unidit.apps.t2v.app import APP
+    elif name == "motion":
+        from unidit.apps.motion.app import APP
     else:
         parse_tasks(name)  # the clear error naming the known tasks
     return APP
@@ -50,6 +52,13 @@ def task_app(name: str) -> TaskApp:
 def fit_audio_vae(argv: list[str]) -> Path:
     """``unidit fit audio-vae argv``; returns its run folder (a module attribute, so tests can stand in)."""
     from unidit.apps.audio_vae.app import fit
+
+    return Path(fit(argv))
+
+
+def fit_motion_vq(argv: list[str]) -> Path:
+    """``unidit fit motion-vq argv``; returns its run folder."""
+    from unidit.apps.motion_vq.app import fit
 
     return Path(fit(argv))
 
@@ -103,7 +112,7 @@ class JointApp:
         """Parse over ``fit.yaml``, find or train the tokenizers, train; returns the LightningCLI."""
         argv = self.prepare_argv(argv)
         if not asks_for_help(argv):  # --help must not train a tokenizer first
-            argv = self._with_audio_vae(argv)
+            argv = self._with_tokenizers(argv)
         cli = build_cli(self.task_class, self.data_class, self.config, argv, self.extra_groups)
         model_tasks, data_tasks = cli.model.task_names, cli.datamodule.names
         if model_tasks != data_tasks:
@@ -155,21 +164,28 @@ class JointApp:
             metrics[name] = task_app(name).evaluate(["--ckpt", ckpt, *own])
         return metrics
 
-    def _with_audio_vae(self, argv: list[str]) -> list[str]:
-        """``--model.vae`` with a ``t2a`` entry (given, a resumed run's, or trained now) when t2a is a task."""
+    def _with_tokenizers(self, argv: list[str]) -> list[str]:
+        """``--model.vae`` with entries for t2a and motion when they are tasks: given, a resumed run's, or
+        trained now (``unidit fit audio-vae`` / ``unidit fit motion-vq``). t2v's is found after parsing."""
         tasks = parse_tasks(option_value(argv, "--model.tasks") or _yaml_tasks())
         given = _vae_option(argv)
-        if "t2a" not in tasks or given.get("t2a"):
+        missing = [name for name in ("t2a", "motion") if name in tasks and not given.get(name)]
+        if not missing:
             return argv
         recorded = checkpoint_hparam(option_value(argv, "--ckpt_path"), "vae") or {}
-        vae = recorded.get("t2a")
-        if vae is None:
-            root = option_value(argv, "--trainer.default_root_dir")
-            vae_argv = [] if root is None else ["--trainer.default_root_dir", root]
-            print(f"no t2a VAE in --model.vae: training the audio VAE first (unidit fit audio-vae "
-                  f"{' '.join(vae_argv)})", flush=True)
-            vae = str(fit_audio_vae(vae_argv) / "model")
-        return [*argv, f"--model.vae={json.dumps({**given, 't2a': str(vae)})}"]
+        root = option_value(argv, "--trainer.default_root_dir")
+        root_argv = [] if root is None else ["--trainer.default_root_dir", root]
+        trainers = {"t2a": ("audio VAE", "audio-vae", fit_audio_vae), "motion": ("motion VQ-VAE", "motion-vq",
+                                                                                 fit_motion_vq)}
+        found = {}
+        for name in missing:
+            found[name] = recorded.get(name)
+            if found[name] is None:
+                what, app, fit = trainers[name]
+                print(f"no {name} tokenizer in --model.vae: training the {what} first (unidit fit {app} "
+                      f"{' '.join(root_argv)})", flush=True)
+                found[name] = str(fit(root_argv) / "model")
+        return [*argv, f"--model.vae={json.dumps({**given, **found})}"]
 
     def _ensure_video_vae(self, cli, ckpt_path: str | None) -> None:
         """t2v's VAE: the one given, the one a resumed checkpoint used, or the default one trained now."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from unidit.apps.joint.inner import build_inner
 from unidit.apps.joint.task import parse_tasks
+from unidit.tasks.motion.datamodule import MotionData
 from unidit.tasks.shape3d.datamodule import Shape3DData
 from unidit.tasks.t2a.datamodule import T2AData
 from unidit.tasks.t2v.datamodule import T2VData
 from unidit.training.joint.mixing import MixedSteps, mixing_probabilities, unwrap_one
 from unidit.training.resumable_sampler import resumable_loader
 
-DATA: dict[str, type[pl.LightningDataModule]] = {"shape3d": Shape3DData, "t2a": T2AData, "t2v": T2VData}
+DATA: dict[str, type[pl.LightningDataModule]] = {"shape3d": Shape3DData, "t2a": T2AData, "t2v": T2VData,
+                                                 "motion": MotionData}
 
 
 
@@ -56,6 +58,9 @@ class JointData(pl.LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         subtasks = getattr(model, "subtasks", {})
         for name, module in self.modules.items():
+            vqvae = getattr(subtasks.get(name), "vqvae", None)
+            if vqvae is not None and hasattr(module, "attach_vqvae"):  # motion's codes
+                module.attach_vqvae(vqvae)
             vae = getattr(subtasks.get(name), "vae", None)
             if vae is not None and hasattr(module, "attach_vae"):
                 module.attach_vae(vae)

@@ -59,9 +59,12 @@ class JointDenoiser(nn.Module):
         """Task ``name``'s velocity on its own (its denoiser's ``forward``)."""
         return self.part(name)(x, t, context, context_mask)
 
-    def forward_mixed(self, inputs: Mapping[str, tuple[Tensor, Tensor, Tensor | None, Tensor | None]]
-                      ) -> dict[str, Tensor]:
-        """``{task: (x_t, t, context, context_mask)}`` -> ``{task: velocity}`` in one backbone call.
+    def forward_mixed(self, inputs: Mapping[str, tuple]) -> dict[str, Tensor]:
+        """``{task: (x_t, t, context, context_mask, *more)}`` -> ``{task: output}`` in one backbone call.
+
+        ``more`` goes to the task's ``slots`` after ``x_t`` and ``t`` (motion: its valid
+        positions); the output is each task's head read out in its own layout (a velocity,
+        or motion's logits over codes).
 
         Each task lays out and embeds its own samples; all of them go end to end in
         one varlen row; each task's head and read-out see only its own tokens. Equal,
@@ -71,7 +74,7 @@ class JointDenoiser(nn.Module):
         unknown = sorted(set(inputs) - set(self.tasks))
         if unknown:
             raise ValueError(f"tasks {unknown} are not part of this joint model; it has {', '.join(self.tasks)}")
-        slots = [self.parts[n].slots(inputs[n][0], inputs[n][1]) for n in names]
+        slots = [self.parts[n].slots(inputs[n][0], inputs[n][1], *inputs[n][4:]) for n in names]
         embedded = [self.parts[n].patch_embed(s.tokens) for n, s in zip(names, slots)]  # each (B_k, L_k, D)
         contexts = [None if inputs[n][2] is None else (inputs[n][2], _mask(inputs[n][2], inputs[n][3]))
                     for n in names]

@@ -15,21 +15,28 @@ single-task run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from unidit.apps.joint.denoiser import JointDenoiser
 from unidit.apps.joint.inner import build_inner
+from unidit.tasks.motion.task import MotionTask
 from unidit.tasks.shape3d.task import Shape3DTask
 from unidit.tasks.t2a.task import T2ATask
 from unidit.tasks.t2v.task import T2VTask
 from unidit.training import rng_state
 from unidit.training.flow_task import FlowMatchingTask
 from unidit.training.joint.objective import draw_targets, sample_errors
+from unidit.training.masked_task import MaskedDiffusionTask
 
-TASKS: dict[str, type[FlowMatchingTask]] = {"shape3d": Shape3DTask, "t2a": T2ATask, "t2v": T2VTask}
+TASKS: dict[str, type[FlowMatchingTask]] = {"shape3d": Shape3DTask, "t2a": T2ATask, "t2v": T2VTask,
+                                            "motion": MotionTask}
 """The tasks a joint run can hold; a new task adds itself here (its issue says so)."""
+
+TOKENIZER_OPTION = {"motion": "vqvae"}
+"""The constructor option naming a task's frozen tokenizer folder, where it is not ``vae``."""
 
 
 def parse_tasks(tasks: str | list[str]) -> list[str]:
@@ -54,9 +61,10 @@ class JointTask(FlowMatchingTask):
         preset: backbone size preset of the shared backbone.
         backbone: ``BackboneConfig`` overrides of the shared backbone; ``num_modalities`` is set
             to the number of tasks.
-        vae: each task's frozen tokenizer folder, handed to it as its ``vae`` option, e.g.
-            ``{"t2a": "<audio-vae run>/model", "t2v": "<video-vae run>/model"}``; ``unidit fit joint``
-            trains the missing ones first, as ``unidit fit t2a`` / ``t2v`` do.
+        vae: each task's frozen tokenizer folder, handed to it as its ``vae`` option (motion: its
+            ``vqvae``), e.g. ``{"t2a": "<audio-vae run>/model", "t2v": "<video-vae run>/model",
+            "motion": "<motion-vq run>/model"}``; ``unidit fit joint`` trains the missing ones first,
+            as ``unidit fit t2a`` / ``t2v`` / ``motion`` do.
         **flow_options: the :class:`FlowMatchingTask` options of the joint run (lr, EMA, ...).
     """
 
@@ -79,7 +87,7 @@ class JointTask(FlowMatchingTask):
         for name in names:
             own = dict(options.get(name) or {})
             if (vae or {}).get(name) is not None:
-                own["vae"] = str(vae[name])
+                own[TOKENIZER_OPTION.get(name, "vae")] = str(vae[name])
             clash = sorted({"preset", "backbone"} & set(own))
             if clash:
                 raise ValueError(f"task_options.{name}: {clash} are the joint run's (set model.preset / model.backbone)")
@@ -103,28 +111,70 @@ class JointTask(FlowMatchingTask):
         for name, state in checkpoint.get("unidit_rng_tasks", {}).items():
             rng_state.restore_attributes(self.subtasks[name], state)
 
+    def on_fit_start(self) -> None:
+        """Give discrete tasks their training codes' statistics (the priority schedule), as their own runs do."""
+        super().on_fit_start()
+        data = getattr(getattr(self.trainer, "datamodule", None), "modules", {})
+        for name, sub in self.subtasks.items():
+            if isinstance(sub, MaskedDiffusionTask) and name in data and not sub.has_code_importance:
+                sub.set_code_counts(data[name].code_counts(sub.hparams.codebook_size))
+                if self.ema is not None:  # the EMA copy follows the live buffers at every update; set it now too
+                    for key in ("code_importance", "has_code_importance"):
+                        getattr(self.ema.network.parts[name], key).copy_(getattr(sub.denoiser, key))
+
     # -- training -------------------------------------------------------------------------
     def joint_losses(self, batch: dict[str, Any], drop: bool = True, network: JointDenoiser | None = None
                      ) -> dict[str, Tensor]:
-        """``{task: (B_task,) per-sample velocity errors}`` on each task's part of ``batch`` (one backbone call)."""
+        """``{task: (B_task,) per-sample errors}`` on each task's part of ``batch`` (one backbone call).
+
+        A flow task's error is its velocity MSE; a masked-diffusion task's (motion) is the
+        cross-entropy of its masked codes plus its auxiliary terms (the length predictor's).
+        """
         unknown = sorted(set(batch) - set(self.subtasks))
         if unknown:
             raise ValueError(f"batch holds tasks {unknown}; this joint run has {', '.join(self.subtasks)}")
-        targets, inputs = {}, {}
+        network = network or self.denoiser
+        inputs, finish = {}, {}
         for name in self.task_names:
             if name not in batch:
                 continue
-            # a task's flow_inputs draws its training-only conditioning (held frames, spans, half-spaces)
-            # when it is in training mode; Lightning switches modes by setting ``.training`` on
+            # a task draws its training-only conditioning (held frames, spans, half-spaces) when
+            # it is in training mode; Lightning switches modes by setting ``.training`` on
             # submodules, and the tasks are not submodules, so they follow this module's flag here
-            self.subtasks[name].training = self.training
-            flow_in = self.subtasks[name].flow_inputs(batch[name])
-            captions = self.drop_captions(flow_in.captions) if drop else list(flow_in.captions)
-            context, context_mask = self.encode_captions(captions)
-            targets[name] = draw_targets(self.flow, flow_in.x0, flow_in.mask, flow_in.cond)
-            inputs[name] = (targets[name].x_t, targets[name].t, context, context_mask)
-        predictions = (network or self.denoiser).forward_mixed(inputs)
-        return {name: sample_errors(predictions[name], targets[name]) for name in targets}
+            sub = self.subtasks[name]
+            sub.training = self.training
+            if isinstance(sub, MaskedDiffusionTask):
+                inputs[name], finish[name] = self._masked_inputs(sub, network.parts[name], batch[name], drop)
+            else:
+                inputs[name], finish[name] = self._flow_inputs(sub, batch[name], drop)
+        predictions = network.forward_mixed(inputs)
+        return {name: finish[name](predictions[name]) for name in inputs}
+
+    def _text(self, captions, drop: bool) -> tuple[Tensor, Tensor]:
+        return self.encode_captions(self.drop_captions(captions) if drop else list(captions))
+
+    def _flow_inputs(self, sub: FlowMatchingTask, batch: Any, drop: bool) -> tuple[tuple, Callable[[Tensor], Tensor]]:
+        """A flow task's noisy tokens for the mixed row, and its per-sample velocity error."""
+        flow_in = sub.flow_inputs(batch)
+        context, context_mask = self._text(flow_in.captions, drop)
+        targets = draw_targets(self.flow, flow_in.x0, flow_in.mask, flow_in.cond)
+        return (targets.x_t, targets.t, context, context_mask), lambda pred: sample_errors(pred, targets)
+
+    def _masked_inputs(self, sub: MaskedDiffusionTask, part: torch.nn.Module, batch: Any, drop: bool
+                       ) -> tuple[tuple, Callable[[Tensor], Tensor]]:
+        """A masked-diffusion task's masked codes for the mixed row, and its per-sample error."""
+        token_in = sub.token_inputs(batch)
+        context, context_mask = self._text(token_in.captions, drop)
+        objective = sub.objective(part)
+        t, tokens, masked = objective.draw(token_in.codes, token_in.valid, token_in.given)  # (B,), (B, L), (B, L)
+        extra = sub.sample_auxiliary_losses(token_in, context, context_mask, part)  # {name: (B,)}
+
+        def errors(logits: Tensor) -> Tensor:  # (B, L, K) -> (B,)
+            ce = objective.token_errors(logits, token_in.codes, masked)  # (B, L)
+            per_sample = ce.sum(dim=1) / masked.sum(dim=1).clamp(min=1)
+            return per_sample + sum(extra.values()) if extra else per_sample
+
+        return (tokens, t, context, context_mask, token_in.valid), errors
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         errors = self.joint_losses(batch)

@@ -22,14 +22,6 @@ from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSamp
 SPLITS = ("train", "val", "test")
 
 
-class WindowSampler(ResumableSampler):
-    """A :class:`ResumableSampler` that also tells its :class:`MotionWindows` the epoch (new crops each epoch)."""
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.dataset.epoch = epoch
-
-
 class MotionVQData(pl.LightningDataModule):
     """Normalised feature windows ``(window, D)`` for the motion VQ-VAE.
 
@@ -130,7 +122,7 @@ class MotionVQData(pl.LightningDataModule):
         return ResumableDataLoader(  # the window order resumes exactly under --ckpt_path last
             dataset,
             batch_size=batch_size,
-            sampler=WindowSampler(dataset, seed=h.seed, shuffle=True, drop_last=True, batch_size=batch_size),
+            sampler=ResumableSampler(dataset, seed=h.seed, shuffle=True, drop_last=True, batch_size=batch_size),
             drop_last=True,
             num_workers=h.num_workers,
             generator=torch.Generator().manual_seed(h.seed),

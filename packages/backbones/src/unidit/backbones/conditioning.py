@@ -8,8 +8,18 @@
   so a fresh Flag-DiT still ignores the text exactly.
 * Modality: an optional learned embedding per modality id (the only thing the
   backbone knows about modalities, see DESIGN.md).
+
+Per-token times (held tokens at ``t = 0``, LTX-Video's per-token timesteps)
+take few values: a sample's tokens are either held or at the sample's time.
+:func:`condition_rows` finds the distinct (sample, time) pairs, so the
+timestep MLP and every block's adaLN linear run once per pair instead of once
+per token, and :mod:`unidit.backbones.modulation` spreads the results onto the
+tokens by index (as for a varlen row's per-sample conditioning).
 """
 
+from dataclasses import dataclass
+
+import torch
 from einops import rearrange
 from torch import Tensor, nn
 from unidit.backbones.adaln import ZeroLinear
@@ -27,6 +37,38 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     weights = mask.to(x.dtype)[..., None]  # (B, N, 1)
     total = (x * weights).sum(dim=1)  # (B, C)
     return total / weights.sum(dim=1).clamp(min=1.0)  # (B, C)
+
+
+@dataclass(frozen=True)
+class ConditionRows:
+    """Per-token times as the distinct (sample, time) pairs they hold."""
+
+    t: Tensor  # (U,) the time of each pair
+    sample: Tensor  # (U,) long, the sample of each pair (a batch row, or a varlen row's sample)
+    index: Tensor  # (B·L,) or (T,) long, each token's pair, tokens in memory order
+
+    def sample_mean(self, c: Tensor, key_mask: Tensor, num_samples: int) -> Tensor:
+        """Each sample's mean over its real tokens of the per-pair conditioning ``c`` ``(U, 1, D)`` -> ``(N, 1, D)``.
+
+        The masked token mean of the per-token conditioning, without building it
+        (MMDiT's context stream, which has no token axis of its own).
+        """
+        real = torch.zeros(c.shape[0], dtype=c.dtype, device=c.device).index_add_(
+            0, self.index, key_mask.reshape(-1).to(c.dtype))  # (U,) real tokens of each pair
+        total = c.new_zeros(num_samples, c.shape[-1]).index_add_(0, self.sample, c[:, 0] * real[:, None])  # (N, D)
+        count = c.new_zeros(num_samples).index_add_(0, self.sample, real).clamp(min=1.0)  # (N,)
+        return rearrange(total / count[:, None], "n d -> n 1 d")  # (N, 1, D)
+
+
+def condition_rows(t: Tensor, sample_of_token: Tensor) -> ConditionRows:
+    """Per-token times ``t`` ``(B, L)`` / ``(1, T)`` and each token's sample ``(B·L,)`` -> the distinct pairs.
+
+    The pairs are found exactly (float64 keys hold every float32 / bf16 time and
+    sample id), sorted by sample then time.
+    """
+    keys = torch.stack([sample_of_token.reshape(-1).to(torch.float64), t.reshape(-1).to(torch.float64)], dim=1)
+    pairs, index = torch.unique(keys, dim=0, return_inverse=True)  # (U, 2), (B·L,)
+    return ConditionRows(pairs[:, 1].to(t.dtype), pairs[:, 0].long(), index)
 
 
 class ConditionEmbedder(nn.Module):
@@ -56,22 +98,20 @@ class ConditionEmbedder(nn.Module):
         context: Tensor | None,
         context_mask: Tensor | None,
         modality: Tensor | None,
-        sample_of_token: Tensor | None = None,
+        sample_index: Tensor | None = None,
     ) -> Tensor:
-        """``c`` ``(B, 1|L, D)``.
+        """``c`` ``(B, 1|L, D)``, or ``(U, 1, D)`` for the rows of :func:`condition_rows`.
 
-        In a varlen row (``sample_of_token`` ``(T,)``) ``context`` and
-        ``modality`` are per sample; per-sample ``t`` ``(N,)`` gives ``(N, 1, D)``,
-        per-token ``t`` ``(1, T)`` gives ``(1, T, D)`` with each token taking its
-        sample's text and modality terms.
+        ``context`` and ``modality`` are per sample; ``sample_index`` ``(U,)``, when
+        given, names the sample of each row of ``t`` ``(U,)`` (a varlen row's
+        samples, or the (sample, time) pairs of per-token times).
         """
         c = self.timestep(t)  # (B, 1|L, D)
-        per_token = sample_of_token is not None and c.shape[1] > 1  # per-token t in a varlen row
 
         def add(c: Tensor, term: Tensor) -> Tensor:  # a per-sample term (B, D) onto c
-            if per_token:
-                return c + term.index_select(0, sample_of_token)[None]  # (1, T, D)
-            return c + rearrange(term, "b d -> b 1 d")  # (B, 1|L, D)
+            if sample_index is not None:
+                term = term.index_select(0, sample_index)  # (U, D)
+            return c + rearrange(term, "b d -> b 1 d")  # (B|U, 1|L, D)
 
         if modality is not None:
             if self.modality is None:
@@ -82,12 +122,40 @@ class ConditionEmbedder(nn.Module):
         return c
 
 
-def per_sample(c: Tensor, key_mask: Tensor) -> Tensor:
-    """Reduce a per-token conditioning ``(B, L, D)`` to ``(B, 1, D)`` by the masked mean over real tokens.
+def conditioning(
+    embedder: ConditionEmbedder,
+    t: Tensor,
+    context: Tensor | None,
+    context_mask: Tensor | None,
+    modality: Tensor | None,
+    row,
+    key_mask: Tensor,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The backbones' conditioning: ``(c, index, per_sample_c)``.
 
-    Used for streams that have no token axis of their own (MMDiT's context
-    stream); a ``(B, 1, D)`` input is returned as is.
+    * ``t`` ``(B,)`` / ``(N,)`` (one time per sample): ``c`` ``(B|N, 1, D)``; ``index`` None
+      (a padded batch broadcasts) or each token's sample ``(T,)`` in a varlen ``row``.
+    * ``t`` ``(B, L)`` / ``(1, T)`` (per-token times): ``c`` ``(U, 1, D)`` for the distinct
+      (sample, time) pairs (:func:`condition_rows`) and ``index`` ``(B·L,)`` each token's pair;
+      without autograd (sampling) a padded batch keeps ``c`` ``(B, L, D)`` per token and ``index`` None.
+
+    ``per_sample_c`` ``(B|N, 1, D)`` is each sample's mean conditioning over its real tokens
+    (MMDiT's context stream). ``row`` is the forward's :class:`~unidit.backbones.varlen.VarlenRow` or None.
     """
-    if c.shape[1] == 1:
-        return c
-    return rearrange(masked_mean(c, key_mask), "b d -> b 1 d")  # (B, 1, D)
+    if t.dim() < 2:
+        c = embedder(t, context, context_mask, modality)  # (B|N, 1, D)
+        return c, None if row is None else row.expand_index(c), c
+    if row is None and not torch.is_grad_enabled():
+        # sampling: the pairs save mostly backward work, so a padded batch without autograd keeps
+        # the per-token tensors (the sampling speed of the code before the pairs)
+        c = embedder(t, context, context_mask, modality)  # (B, L, D)
+        return c, None, rearrange(masked_mean(c, key_mask), "b d -> b 1 d")
+    if row is None:
+        batch, length = key_mask.shape
+        sample_of_token = torch.arange(batch, device=t.device).repeat_interleave(length)  # (B·L,)
+        samples = batch
+    else:
+        sample_of_token, samples = row.sample_of_token, row.num_samples
+    rows = condition_rows(t, sample_of_token)
+    c = embedder(rows.t, context, context_mask, modality, rows.sample)  # (U, 1, D)
+    return c, rows.index, rows.sample_mean(c, key_mask, samples)

@@ -34,7 +34,7 @@ from unidit.backbones.attention import (
     key_padding_mask,
     same_window,
 )
-from unidit.backbones.conditioning import ConditionEmbedder
+from unidit.backbones.conditioning import ConditionEmbedder, conditioning
 from unidit.backbones.config import BackboneConfig
 from unidit.backbones.mlp import SwiGLU
 from unidit.backbones.modulation import gated_residual, modulate
@@ -145,9 +145,8 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
             if context_mask is not None:
                 ctx, kept_context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
         row = varlen_row(segment_lengths, x, key_mask, kept_context_mask, bool(config.window_blocks))
-        c = self.condition(t, context, context_mask, modality, None if row is None else row.sample_of_token)
-        c_act = F.silu(c)  # (B|N, L|1, D)
-        cond_index = None if row is None else row.expand_index(c_act)  # (T,) | None
+        c, cond_index, _ = conditioning(self.condition, t, context, context_mask, modality, row, key_mask)
+        c_act = F.silu(c)  # (B|N|U, 1, D)
         if row is not None:  # one varlen row: self- and cross-attention stay inside each sample
             pad_mask = ctx_mask = row
         else:

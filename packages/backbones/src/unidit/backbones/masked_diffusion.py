@@ -173,6 +173,29 @@ class MaskedDiffusion:
         masked = mask_lowest(self.mask_scores(codes, generator), counts, eligible)  # (B, L)
         return torch.where(masked, torch.full_like(codes, self.mask_id), codes), masked
 
+    def draw(
+        self,
+        codes: Tensor,  # (B, L) long in [0, K)
+        valid: Tensor | None = None,  # (B, L) bool
+        given: Tensor | None = None,  # (B, L) bool
+        generator: torch.Generator | None = None,
+        t: Tensor | None = None,  # (B,); default U(0, 1)
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The loss's first half: levels ``t`` (B,), masked tokens (B, L) and masked positions (B, L)."""
+        _check_codes(codes, self.codebook_size, "codes")
+        if t is None:
+            t = _uniform((codes.shape[0],), generator, codes.device)  # (B,)
+        tokens, masked = self.corrupt(codes, t, valid, given, generator)  # (B, L), (B, L)
+        return t, tokens, masked
+
+    def token_errors(self, logits: Tensor, codes: Tensor, masked: Tensor) -> Tensor:
+        """The loss's second half: ``(B, L)`` cross-entropy of each masked position's code, 0 elsewhere."""
+        if logits.shape != (*codes.shape, self.codebook_size):
+            raise ValueError(f"model_fn: expected logits {(*codes.shape, self.codebook_size)}, got {tuple(logits.shape)}")
+        ce = F.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none",
+                             label_smoothing=self.label_smoothing)  # (B, L)
+        return torch.where(masked, ce, torch.zeros_like(ce))  # nothing outside the masked tokens reaches the loss
+
     def loss(
         self,
         model_fn: LogitsFn,
@@ -182,17 +205,13 @@ class MaskedDiffusion:
         generator: torch.Generator | None = None,
         t: Tensor | None = None,  # (B,); default U(0, 1)
     ) -> Tensor:
-        """Cross-entropy of the masked positions' codes, averaged over every masked token of the batch."""
-        _check_codes(codes, self.codebook_size, "codes")
-        if t is None:
-            t = _uniform((codes.shape[0],), generator, codes.device)  # (B,)
-        tokens, masked = self.corrupt(codes, t, valid, given, generator)  # (B, L), (B, L)
-        logits = model_fn(tokens, t)  # (B, L, K)
-        if logits.shape != (*codes.shape, self.codebook_size):
-            raise ValueError(f"model_fn: expected logits {(*codes.shape, self.codebook_size)}, got {tuple(logits.shape)}")
-        ce = F.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none",
-                             label_smoothing=self.label_smoothing)  # (B, L)
-        ce = torch.where(masked, ce, torch.zeros_like(ce))  # nothing outside the masked tokens reaches the loss
+        """Cross-entropy of the masked positions' codes, averaged over every masked token of the batch.
+
+        :meth:`draw` then :meth:`token_errors`; a joint step calls the two halves around one
+        backbone call shared with other tasks.
+        """
+        t, tokens, masked = self.draw(codes, valid, given, generator, t)
+        ce = self.token_errors(model_fn(tokens, t), codes, masked)  # (B, L)
         return ce.sum() / masked.sum().clamp(min=1)
 
     # -- reverse process ---------------------------------------------------------------

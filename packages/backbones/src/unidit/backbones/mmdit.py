@@ -31,7 +31,7 @@ from unidit.backbones.attention import (
     key_padding_mask,
     same_window,
 )
-from unidit.backbones.conditioning import ConditionEmbedder, per_sample
+from unidit.backbones.conditioning import ConditionEmbedder, conditioning
 from unidit.backbones.config import BackboneConfig
 from unidit.backbones.mlp import SwiGLU
 from unidit.backbones.modulation import gated_residual, modulate
@@ -147,10 +147,8 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
             if segment_lengths is None:
                 joint_keys = torch.cat([key_mask, kept_mask], dim=1)  # (B, L+S), latent first
         row = varlen_row(segment_lengths, x, key_mask, kept_mask, bool(config.window_blocks))
-        c = self.condition(t, context, context_mask, modality, None if row is None else row.sample_of_token)
-        c_act = F.silu(c)  # (B|N, L|1, D)
-        cond_index = None if row is None else row.expand_index(c_act)  # (T,) | None
-        per_sample_c = per_sample(c, key_mask) if row is None else row.sample_mean(c)  # (B|N, 1, D)
+        c, cond_index, per_sample_c = conditioning(self.condition, t, context, context_mask, modality, row, key_mask)
+        c_act = F.silu(c)  # (B|N|U, 1, D)
         c_context_act = F.silu(per_sample_c)  # (B|N, 1, D)
         pad_mask = row if row is not None else key_padding_mask(joint_keys)  # VarlenRow | (B, 1, 1, L+S) | None
         window_mask = None

@@ -99,14 +99,6 @@ class VarlenRow:
             raise ValueError(f"conditioning for {c.shape[0]} samples in a row of {self.num_samples}")
         return self.sample_of_token
 
-    def sample_mean(self, c: Tensor) -> Tensor:
-        """Per-sample mean of per-token ``(1, T, D)`` conditioning -> ``(N, 1, D)``; ``(N, 1, D)`` as is."""
-        if c.shape[1] == 1:
-            return c
-        total = c.new_zeros(self.num_samples, c.shape[-1]).index_add(0, self.sample_of_token, c[0])  # (N, D)
-        counts = torch.tensor(self.lengths, dtype=c.dtype, device=c.device)[:, None]  # (N, 1)
-        return rearrange(total / counts, "n d -> n 1 d")  # (N, 1, D)
-
     # -- attention --------------------------------------------------------------------
     def _split(self, x: Tensor) -> list[Tensor]:
         """``(1, H, T, Dh)`` -> one ``(n, H, length, Dh)`` batch per length group."""

@@ -93,13 +93,23 @@ def cached_latents(path: Path, count: int, encode: Callable[[], list[Tensor]],
 
 def write_latents(path: Path, latents: list[Tensor]) -> None:
     """Save latents (C, T_i) as one (C, ΣT) array + lengths, atomically; failures only cost a re-encode."""
+    write_npz_cache(path, latents=torch.cat(latents, dim=1).numpy(),
+                    lengths=np.array([z.shape[1] for z in latents], dtype=np.int64))
+
+
+def write_npz_cache(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cache file of named arrays atomically (temporary file + ``os.replace``).
+
+    A cache is an optimisation: a failed write (full disk, read-only folder) only
+    costs re-encoding next time, so an ``OSError`` is swallowed and nothing partial
+    is left behind.
+    """
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, latents=torch.cat(latents, dim=1).numpy(),
-                     lengths=np.array([z.shape[1] for z in latents], dtype=np.int64))
+            np.savez(file, **arrays)
         os.replace(tmp, path)
     except OSError:
         pass

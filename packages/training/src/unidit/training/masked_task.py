@@ -109,9 +109,15 @@ class MaskedDiffusionTask(FlowMatchingTask):
     def token_inputs(self, batch: Any) -> TokenInputs:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def auxiliary_losses(self, inputs: TokenInputs, context: Tensor, context_mask: Tensor) -> dict[str, Tensor]:
-        """Extra loss terms added to the objective's (e.g. a length predictor's); none by default."""
+    def sample_auxiliary_losses(self, inputs: TokenInputs, context: Tensor, context_mask: Tensor,
+                                network: torch.nn.Module | None = None) -> dict[str, Tensor]:
+        """Extra loss terms, ``(B,)`` per sample, added to the objective's (e.g. a length predictor's);
+        ``network`` is the denoiser that computes them (default: the live one). None by default."""
         return {}
+
+    def auxiliary_losses(self, inputs: TokenInputs, context: Tensor, context_mask: Tensor) -> dict[str, Tensor]:
+        """The batch means of :meth:`sample_auxiliary_losses`."""
+        return {name: value.mean() for name, value in self.sample_auxiliary_losses(inputs, context, context_mask).items()}
 
     # -- code statistics ------------------------------------------------------------------
     def set_code_counts(self, counts: Tensor) -> None:

@@ -28,7 +28,7 @@ class ResumableSampler(DistributedSampler):
     """``DistributedSampler`` that can skip the samples already consumed in an epoch.
 
     Args:
-        dataset: the dataset (only its length is used).
+        dataset: the dataset (its length; and its ``set_epoch``, if it has one, is called with the epoch).
         seed: permutation seed; epoch ``e`` uses the permutation of ``seed + e``.
         shuffle: permute (training) or keep order.
         drop_last: drop the tail that does not divide evenly over ranks
@@ -69,6 +69,13 @@ class ResumableSampler(DistributedSampler):
         self.bucket_pool = bucket_pool
         self._skip_epoch: int | None = None
         self._skip_samples = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch's permutation, and the epoch for a dataset that draws per epoch (its ``set_epoch``:
+        a caption choice, a crop), so those draws are a pure function of ``(seed, epoch, index)`` too."""
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
     def skip(self, epoch: int, samples: int) -> None:
         """Skip the first ``samples`` indices of this rank the next time ``epoch`` is iterated."""

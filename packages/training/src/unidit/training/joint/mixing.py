@@ -102,6 +102,12 @@ class MixedSteps(Dataset):
     def __len__(self) -> int:
         return self.steps
 
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the joint epoch on to the tasks' datasets that draw per epoch (motion's caption choice)."""
+        for dataset in self.datasets.values():
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+
     def counts(self, index: int) -> dict[str, int]:
         return step_counts(self.probabilities, self.batch_size, step_generator(self.seed, index))
 

@@ -175,6 +175,10 @@ class MotionWindows(Dataset):
         self.window, self.crops, self.seed = window, crops_per_clip, seed
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """New crops each epoch (the sampler calls this)."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return len(self.clips) * self.crops
 

@@ -12,8 +12,6 @@ epoch from ``(seed, epoch, index)``. Training batches are bucketed by length.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +24,7 @@ from unidit.tasks.motion.data import MotionSplit, load_split
 from unidit.tasks.motion.synthetic import EmbeddedMotion, embedded_dataset
 from unidit.tasks.motion.task import encode_motion, load_frozen_vqvae
 from unidit.training.frozen_tokenizer import frozen_tokenizer
+from unidit.training.latent_data import write_npz_cache
 from unidit.training.model_cache import cache_root
 from unidit.training.resumable_sampler import ResumableDataLoader, ResumableSampler
 
@@ -42,18 +41,14 @@ class MotionCodeDataset(Dataset):
     def __len__(self) -> int:
         return len(self.codes)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Captions are drawn per ``(seed, epoch, index)`` (the sampler calls this each epoch)."""
+        self.epoch = epoch
+
     def __getitem__(self, index: int) -> dict:
         texts = self.captions[index]
         choice = int(np.random.default_rng((self.seed, self.epoch, index)).integers(len(texts))) if self.draw else 0
         return {"codes": self.codes[index], "caption": texts[choice]}
-
-
-class CaptionDrawSampler(ResumableSampler):
-    """A :class:`ResumableSampler` that tells its :class:`MotionCodeDataset` the epoch (new caption draws)."""
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.dataset.epoch = epoch
 
 
 def collate_codes(items: list[dict]) -> dict:
@@ -174,7 +169,7 @@ class MotionData(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         h, dataset = self.hparams, self._dataset("train", draw=True)
-        sampler = CaptionDrawSampler(dataset, seed=h.seed, shuffle=True, drop_last=True,
+        sampler = ResumableSampler(dataset, seed=h.seed, shuffle=True, drop_last=True,
                                      lengths=[len(c) for c in dataset.codes], batch_size=h.batch_size)
         return ResumableDataLoader(dataset, batch_size=h.batch_size, sampler=sampler, drop_last=True,
                                    num_workers=h.num_workers, generator=torch.Generator().manual_seed(h.seed),
@@ -196,16 +191,5 @@ def _codebook_size(path: str) -> int:
 
 def _write_codes(path: Path, codes: list[Tensor]) -> None:
     """Save code sequences as one flat array + lengths, atomically; failures only cost a re-encode."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, codes=torch.cat(codes).numpy().astype(np.int32),
-                     lengths=np.array([len(c) for c in codes], dtype=np.int64))
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink(missing_ok=True)
+    write_npz_cache(path, codes=torch.cat(codes).numpy().astype(np.int32),
+                    lengths=np.array([len(c) for c in codes], dtype=np.int64))

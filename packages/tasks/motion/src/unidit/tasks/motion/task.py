@@ -129,13 +129,14 @@ class MotionTask(MaskedDiffusionTask):
         given = torch.where(inbetween[:, None], ~inside, inside) & (inbetween | continuation)[:, None]
         return given.to(valid.device) & valid
 
-    def auxiliary_losses(self, inputs: TokenInputs, context: Tensor, context_mask: Tensor) -> dict[str, Tensor]:
-        """The length predictor's cross-entropy on each clip's code count, weighted by ``length_weight``."""
+    def sample_auxiliary_losses(self, inputs: TokenInputs, context: Tensor, context_mask: Tensor,
+                                network: torch.nn.Module | None = None) -> dict[str, Tensor]:
+        """Each clip's length-predictor cross-entropy on its code count ``(B,)``, weighted by ``length_weight``."""
         if not self.length_weight:
             return {}
-        logits = self.denoiser.length_logits(context, context_mask)  # (B, max_tokens)
+        logits = (network or self.denoiser).length_logits(context, context_mask)  # (B, max_tokens)
         target = inputs.valid.sum(dim=1) - 1  # (B,) class i = i + 1 codes
-        loss = torch.nn.functional.cross_entropy(logits.float(), target)
+        loss = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")  # (B,)
         return {"length_ce": self.length_weight * loss}
 
     # -- the tokenizer ----------------------------------------------------------------
