@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?( \([+-]?\d+(\.\d+)?–[+-]?\d+(\.\d+)?\))?$")
@@ -48,7 +47,8 @@ def tables(markdown: str) -> dict[str, list[list[str]]]:
 def test_quick_benchmark_writes_tables(tmp_path):
     import diffusers  # noqa: F401  (the bench group is a default group: CI has it)
     out = tmp_path / "BENCH.md"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+    # one thread: the suite's other xdist worker has the second core (two threads here would spin-wait)
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--threads", "1", "--out", str(out)],
                    check=True, timeout=300, cwd=ROOT, capture_output=True)
     text = out.read_text()
     assert "torch " in text and "diffusers " in text and "benchmarks/run.py --quick" in text
