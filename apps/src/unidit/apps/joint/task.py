@@ -15,6 +15,7 @@ single-task run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -164,6 +165,10 @@ class JointTask(FlowMatchingTask):
                        ) -> tuple[tuple, Callable[[Tensor], Tensor]]:
         """A masked-diffusion task's masked codes for the mixed row, and its per-sample error."""
         token_in = sub.token_inputs(batch)
+        # the task is not a submodule, so its own .device stays where it was built; follow its part's
+        device = next(part.parameters()).device
+        token_in = dataclasses.replace(token_in, codes=token_in.codes.to(device), valid=token_in.valid.to(device),
+                                       given=None if token_in.given is None else token_in.given.to(device))
         context, context_mask = self._text(token_in.captions, drop)
         objective = sub.objective(part)
         t, tokens, masked = objective.draw(token_in.codes, token_in.valid, token_in.given)  # (B,), (B, L), (B, L)
