@@ -21,20 +21,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import yaml
-from unidit.apps.cli import load_app
-from unidit.apps.task_cli import native_cpu_bf16
 from unidit.backbones import conditioning
 from unidit.backbones.conditioning import ConditionRows, condition_rows
 from unidit.training.step_timer import cpu_model
 
-from task_defaults import batch_for, vae_folder, yaml_sections
+from task_defaults import build_default, training_step
 
 
 def one_row_per_token(t: torch.Tensor, sample_of_token: torch.Tensor) -> ConditionRows:
@@ -44,30 +39,8 @@ def one_row_per_token(t: torch.Tensor, sample_of_token: torch.Tensor) -> Conditi
 
 
 def time_app(name: str, scratch: Path, rounds: int) -> tuple[str, dict[str, float]]:
-    app = load_app(name)
-    trainer, model, _ = yaml_sections(app)
-    precision = str(trainer.get("precision", "32-true"))
-    if precision.startswith("bf16") and not native_cpu_bf16():
-        precision = "32-true"
-    model = {k: v for k, v in model.items() if k != "vae"}
-    vae = vae_folder(name, scratch)
-    torch.manual_seed(0)
-    task = app.task_class(**model, **({"vae": vae} if vae else {}))
-    batch_size = int((yaml.safe_load(app.config.read_text()).get("data") or {}).get("batch_size", 32))
-    batch = batch_for(name, task, batch_size, torch.Generator().manual_seed(0))
-    optimizer = torch.optim.AdamW(task.denoiser.parameters(), lr=1e-4, fused=True)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision.startswith("bf16") else nullcontext()
-    task.train()
-
-    def step() -> float:
-        start = time.perf_counter()
-        with autocast:
-            loss = task.training_step(batch, 0)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return time.perf_counter() - start
-
+    default = build_default(name, scratch)
+    step = training_step(default, name, ema=False)
     variants = {"per pair": condition_rows, "per token": one_row_per_token}
     times = {k: [] for k in variants}
     try:
@@ -79,7 +52,7 @@ def time_app(name: str, scratch: Path, rounds: int) -> tuple[str, dict[str, floa
                     times[key].append(seconds)
     finally:
         conditioning.condition_rows = condition_rows
-    return precision, {k: statistics.median(v) for k, v in times.items()}
+    return default.precision, {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:

@@ -35,7 +35,6 @@ import torch
 import yaml
 from unidit.apps.joint.task import JointTask
 from unidit.training.joint.mixing import step_counts, step_generator
-from unidit.training.joint.objective import draw_targets, sample_errors
 from unidit.training.masked_task import MaskedDiffusionTask
 from unidit.training.step_timer import cpu_model
 
@@ -88,24 +87,9 @@ def steps(joint: JointTask, batch: dict[str, dict]):
 
     def one_after_another():
         total = sum(_count(batch[n]) for n in batch)
-        for name in batch:
-            task = joint.subtasks[name]
-            task.training = True
-            if isinstance(task, MaskedDiffusionTask):
-                token_in = task.token_inputs(batch[name])
-                context, context_mask = joint.encode_captions(list(token_in.captions))
-                objective = task.objective(parts.part(name))
-                t, tokens, masked = objective.draw(token_in.codes, token_in.valid, token_in.given)
-                logits = parts.part(name)(tokens, t, context, context_mask, token_in.valid)  # (B, L, K), padded
-                ce = objective.token_errors(logits, token_in.codes, masked)
-                errors = ce.sum(dim=1) / masked.sum(dim=1).clamp(min=1)
-                extra = task.sample_auxiliary_losses(token_in, context, context_mask, parts.part(name))
-                errors = errors + sum(extra.values()) if extra else errors
-            else:
-                flow_in = task.flow_inputs(batch[name])
-                context, context_mask = joint.encode_captions(list(flow_in.captions))
-                targets = draw_targets(joint.flow, flow_in.x0, flow_in.mask, flow_in.cond)
-                errors = sample_errors(parts(name, targets.x_t, targets.t, context, context_mask), targets)
+        for name in batch:  # each task in its own padded layout, through its own part alone
+            inputs, errors_of = joint.task_inputs(name, batch[name], drop=False)
+            errors = errors_of(parts.part(name)(*inputs))
             (errors.sum() / total).backward()  # the same mean over the whole batch
         joint.zero_grad(set_to_none=True)
 

@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -81,23 +83,61 @@ def batch_for(app_name: str, task, batch_size: int, generator: torch.Generator) 
     return {"latents": torch.randn(shape, generator=generator), "caption": captions}
 
 
-def time_training(app_name: str, task, batch_size: int, precision: str, steps: int) -> list[float]:
-    generator = torch.Generator().manual_seed(0)
-    batch = batch_for(app_name, task, batch_size, generator)
+@dataclass
+class TaskDefault:
+    """A task app's default model, built from its ``fit.yaml`` with untrained tokenizers."""
+
+    app: object
+    task: object
+    precision: str  # what `unidit fit` would run on this CPU
+    batch_size: int
+    max_steps: int
+    report: dict
+
+
+def build_default(name: str, scratch: Path) -> TaskDefault:
+    """Task ``name``'s default model (its tokenizer saved untrained into ``scratch``)."""
+    app = load_app(name)
+    trainer, model, report = yaml_sections(app)
+    precision = str(trainer.get("precision", "32-true"))
+    if precision.startswith("bf16") and not native_cpu_bf16():
+        precision = "32-true"  # what `unidit fit` falls back to on this CPU
+    model = {k: v for k, v in model.items() if k not in ("vae", "vqvae")}
+    vae = vae_folder(name, scratch)
+    torch.manual_seed(0)
+    task = app.task_class(**model, **({"vqvae" if name == "motion" else "vae": vae} if vae else {}))
+    if name == "motion":  # the priority schedule's code statistics (flat: the cost does not depend on them)
+        task.set_code_counts(torch.ones(task.hparams.codebook_size))
+    data = yaml.safe_load(app.config.read_text()).get("data") or {}
+    return TaskDefault(app, task, precision, int(data.get("batch_size", 32)), int(trainer["max_steps"]), report)
+
+
+def training_step(default: TaskDefault, name: str, ema: bool = True) -> Callable[[], float]:
+    """One timed training step on a fixed batch of the default size: ``training_step`` + backward + the
+    fused AdamW step (+ the EMA update); returns its seconds."""
+    task = default.task
+    batch = batch_for(name, task, default.batch_size, torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW(task.denoiser.parameters(), lr=1e-4, fused=True)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision.startswith("bf16") else nullcontext()
+    bf16 = default.precision.startswith("bf16")
     task.train()
-    seconds = []
-    for _ in range(steps + 1):  # the first step also fills the caption cache: not counted
+
+    def step() -> float:
         start = time.perf_counter()
-        with autocast:
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
             loss = task.training_step(batch, 0)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        task.ensure_ema().update(task.denoiser)
-        seconds.append(time.perf_counter() - start)
-    return seconds[1:]
+        if ema:
+            task.ensure_ema().update(task.denoiser)
+        return time.perf_counter() - start
+
+    return step
+
+
+def time_training(default: TaskDefault, name: str, steps: int) -> list[float]:
+    step = training_step(default, name)
+    return [step() for _ in range(steps + 1)][1:]  # the first step also fills the caption cache: not counted
 
 
 def time_sampling(app, task, report: dict, batch_size: int) -> float:
@@ -130,23 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.apps.split(","):
-            app = load_app(name)
-            trainer, model, report = yaml_sections(app)
-            precision = str(trainer.get("precision", "32-true"))
-            if precision.startswith("bf16") and not native_cpu_bf16():
-                precision = "32-true"  # what `unidit fit` falls back to on this CPU
-            model = {k: v for k, v in model.items() if k not in ("vae", "vqvae")}
-            vae = vae_folder(name, Path(scratch))
-            torch.manual_seed(0)
-            task = app.task_class(**model, **({"vqvae" if name == "motion" else "vae": vae} if vae else {}))
-            if name == "motion":  # the priority schedule's code statistics (flat: the cost does not depend on them)
-                task.set_code_counts(torch.ones(task.hparams.codebook_size))
-            data = yaml.safe_load(app.config.read_text()).get("data") or {}
-            batch_size = int(data.get("batch_size", 32))
-            step = time_training(name, task, batch_size, precision, args.steps)
-            sample_batch = app.report_class(**report).batch_size
-            per_sample = time_sampling(app, task, report, sample_batch)
-            budget = int(trainer["max_steps"]) * statistics.median(step)
+            default = build_default(name, Path(scratch))
+            app, task, precision, batch_size = default.app, default.task, default.precision, default.batch_size
+            step = time_training(default, name, args.steps)
+            sample_batch = app.report_class(**default.report).batch_size
+            per_sample = time_sampling(app, task, default.report, sample_batch)
+            budget = default.max_steps * statistics.median(step)
             rows.append([name, str(batch_size), precision, f"{statistics.median(step):.3f} ({min(step):.3f}–{max(step):.3f})",
                          f"{budget / 60:.1f}", f"{per_sample:.3f}", str(sample_batch)])
             print(" | ".join(rows[-1]), flush=True)

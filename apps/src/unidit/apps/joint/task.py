@@ -137,19 +137,23 @@ class JointTask(FlowMatchingTask):
         network = network or self.denoiser
         inputs, finish = {}, {}
         for name in self.task_names:
-            if name not in batch:
-                continue
-            # a task draws its training-only conditioning (held frames, spans, half-spaces) when
-            # it is in training mode; Lightning switches modes by setting ``.training`` on
-            # submodules, and the tasks are not submodules, so they follow this module's flag here
-            sub = self.subtasks[name]
-            sub.training = self.training
-            if isinstance(sub, MaskedDiffusionTask):
-                inputs[name], finish[name] = self._masked_inputs(sub, network.parts[name], batch[name], drop)
-            else:
-                inputs[name], finish[name] = self._flow_inputs(sub, batch[name], drop)
+            if name in batch:
+                inputs[name], finish[name] = self.task_inputs(name, batch[name], drop, network)
         predictions = network.forward_mixed(inputs)
         return {name: finish[name](predictions[name]) for name in inputs}
+
+    def task_inputs(self, name: str, batch: Any, drop: bool = True, network: JointDenoiser | None = None
+                    ) -> tuple[tuple, Callable[[Tensor], Tensor]]:
+        """Task ``name``'s network inputs ``(x, t, context, context_mask, *slot_args)`` for its own ``batch``
+        and the function from its network output to its per-sample errors ``(B,)``."""
+        # a task draws its training-only conditioning (held frames, spans, half-spaces) when it is in
+        # training mode; Lightning switches modes by setting ``.training`` on submodules, and the tasks
+        # are not submodules, so they follow this module's flag here
+        sub = self.subtasks[name]
+        sub.training = self.training
+        if isinstance(sub, MaskedDiffusionTask):
+            return self._masked_inputs(sub, (network or self.denoiser).parts[name], batch, drop)
+        return self._flow_inputs(sub, batch, drop)
 
     def _text(self, captions, drop: bool) -> tuple[Tensor, Tensor]:
         return self.encode_captions(self.drop_captions(captions) if drop else list(captions))

@@ -36,6 +36,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 from unidit.tasks.tts.metrics.threads import torch_threads
+from unidit.tasks.tts.metrics.waveform import mono_waveform
 from unidit.tokenizers.audio_io import resample
 
 MCD_CONSTANT = 10.0 * math.sqrt(2.0) / math.log(10.0)  # dB per unit of cepstral Euclidean distance
@@ -55,11 +56,7 @@ class MelCepstrumConfig:
 
 def mel_cepstrum(wave: np.ndarray, sample_rate: int, config: MelCepstrumConfig = MelCepstrumConfig()) -> np.ndarray:
     """Mel cepstra c0..c_{D-1} of a mono waveform, shape (frames, n_coefficients)."""
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.ndim != 1 or len(wave) == 0:
-        raise ValueError(f"mel_cepstrum expects a non-empty mono waveform (T,), got shape {wave.shape}")
-    if not np.all(np.isfinite(wave)):
-        raise ValueError("mel_cepstrum: the waveform holds NaN or infinite samples")
+    wave = mono_waveform(wave, "mel_cepstrum")
     with torch_threads(1):
         wave = resample(wave, sample_rate, config.sample_rate)
     import librosa

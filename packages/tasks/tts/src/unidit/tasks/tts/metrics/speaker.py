@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from unidit.tasks.tts.metrics.threads import torch_threads
+from unidit.tasks.tts.metrics.waveform import mono_waveform
 from unidit.tokenizers.audio_io import resample
 
 ENCODER_RATE = 16000  # Hz, what resemblyzer's encoder expects
@@ -44,11 +45,7 @@ class SpeakerEncoder:
 
     def embed(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
         """The unit-norm 256-d speaker embedding of a mono float waveform."""
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or len(wave) == 0:
-            raise ValueError(f"embed expects a non-empty mono waveform (T,), got shape {wave.shape}")
-        if not np.all(np.isfinite(wave)):
-            raise ValueError("embed: the waveform holds NaN or infinite samples")
+        wave = mono_waveform(wave, "embed")
         with torch_threads(self.threads):
             audio = self._preprocess(resample(wave, sample_rate, ENCODER_RATE), source_sr=ENCODER_RATE)
             if len(audio) == 0:

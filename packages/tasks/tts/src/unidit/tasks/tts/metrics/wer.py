@@ -40,6 +40,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 from unidit.tasks.tts.metrics.threads import torch_threads
+from unidit.tasks.tts.metrics.waveform import mono_waveform
 from unidit.tokenizers.audio_io import resample
 
 RECOGNISER_RATE = 16000  # Hz, the en-us acoustic model's sample rate
@@ -117,11 +118,7 @@ class Recognizer:
 
     def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
         """The recognised words of a mono float waveform in [-1, 1] (``""`` when nothing is recognised)."""
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or len(wave) == 0:
-            raise ValueError(f"transcribe expects a non-empty mono waveform (T,), got shape {wave.shape}")
-        if not np.all(np.isfinite(wave)):
-            raise ValueError("transcribe: the waveform holds NaN or infinite samples")
+        wave = mono_waveform(wave, "transcribe")
         with torch_threads(self.threads):
             audio = resample(wave, sample_rate, RECOGNISER_RATE)
         pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
