@@ -42,6 +42,7 @@ from unidit.backbones.norms import RMSNorm
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
+from unidit.backbones.training_blocks import training_block
 from unidit.backbones.varlen import VarlenRow, varlen_row
 
 
@@ -169,4 +170,4 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
     def _run_block(self, block: nn.Module, *args) -> Tensor:
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
+        return training_block(self, block)(*args)  # compiled for training steps when asked (training_blocks.py)

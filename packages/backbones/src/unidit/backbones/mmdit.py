@@ -39,6 +39,7 @@ from unidit.backbones.norms import RMSNorm
 from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
+from unidit.backbones.training_blocks import training_block
 from unidit.backbones.varlen import VarlenRow, varlen_row
 
 
@@ -177,4 +178,4 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
     def _run_block(self, block: nn.Module, *args) -> tuple[Tensor, Tensor | None]:
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
+        return training_block(self, block)(*args)  # compiled for training steps when asked (training_blocks.py)

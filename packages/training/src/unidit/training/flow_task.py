@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor
@@ -68,6 +68,8 @@ class FlowMatchingTask(TrainedTask):
         init_backbone: start the backbone from another run's (transfer; see :class:`TrainedTask`).
         adapter_rank: > 0 freezes the backbone behind LoRA adapters of this rank (see :class:`TrainedTask`).
         adapter_alpha: LoRA scale numerator; None = the rank.
+        compile_blocks: compile the backbone blocks for training steps: true, false or ``"auto"``
+            (see :class:`TrainedTask`).
 
     Checkpoints carry every random stream a step draws from (global torch /
     NumPy / Python generators and the task's own ``random.Random`` /
@@ -92,10 +94,11 @@ class FlowMatchingTask(TrainedTask):
         init_backbone: str | None = None,
         adapter_rank: int = 0,
         adapter_alpha: float | None = None,
+        compile_blocks: bool | Literal["auto"] = False,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, ema_decay=ema_decay,
                          max_nonfinite_steps=max_nonfinite_steps, init_backbone=init_backbone,
-                         adapter_rank=adapter_rank, adapter_alpha=adapter_alpha)
+                         adapter_rank=adapter_rank, adapter_alpha=adapter_alpha, compile_blocks=compile_blocks)
         self.caption_dropout = caption_dropout
         self.flow = RectifiedFlow(t_mean=t_mean, t_std=t_std, shift=time_shift)
         self.text_encoder_name = text_encoder

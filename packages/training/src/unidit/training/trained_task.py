@@ -11,12 +11,14 @@ loss is NaN/Inf and stops a run after too many in a row.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
+from unidit.backbones.training_blocks import compile_training_blocks, drop_training_blocks
 from unidit.training import backbone_transfer, rng_state
+from unidit.training.block_compilation import compile_decision
 from unidit.training.ema import EMAWeights
 from unidit.training.nonfinite import NonFiniteGuard
 from unidit.training.schedule import warmup_cosine
@@ -38,6 +40,9 @@ class TrainedTask(pl.LightningModule):
         adapter_rank: > 0 freezes the backbone and trains rank-``adapter_rank`` LoRA adapters on its
             projections, plus the task's own parts (light adaptation); 0 = train everything.
         adapter_alpha: LoRA scale numerator (``alpha / rank``); None = the rank (scale 1).
+        compile_blocks: compile the backbone's blocks for training steps (``torch.compile``):
+            True, False, or ``"auto"`` (on a CPU, for runs long enough to repay the compile time;
+            :mod:`unidit.training.block_compilation`). Sampling and validation stay eager.
 
     Checkpoints carry every random stream a step draws from (global torch /
     NumPy / Python generators and the task's own ``random.Random`` /
@@ -48,7 +53,8 @@ class TrainedTask(pl.LightningModule):
 
     def __init__(self, lr: float = 3e-4, weight_decay: float = 0.0, warmup_steps: int = 100,
                  ema_decay: float = 0.999, max_nonfinite_steps: int = 10, init_backbone: str | None = None,
-                 adapter_rank: int = 0, adapter_alpha: float | None = None):
+                 adapter_rank: int = 0, adapter_alpha: float | None = None,
+                 compile_blocks: bool | Literal["auto"] = False):
         super().__init__()
         if adapter_rank < 0:
             raise ValueError(f"adapter_rank: expected >= 0 (0 = no adapters), got {adapter_rank}")
@@ -62,6 +68,9 @@ class TrainedTask(pl.LightningModule):
         self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
         self._skipped_step = False
         self._global_rng_to_restore: dict | None = None
+        if compile_blocks not in (True, False, "auto"):
+            raise ValueError(f"compile_blocks: expected true, false or 'auto', got {compile_blocks!r}")
+        self.compile_blocks = compile_blocks
 
     # -- EMA ------------------------------------------------------------------------
     def ensure_ema(self) -> EMAWeights:
@@ -125,6 +134,29 @@ class TrainedTask(pl.LightningModule):
         if self._global_rng_to_restore is not None:
             rng_state.restore_global(self._global_rng_to_restore)
             self._global_rng_to_restore = None
+        self._compile_blocks_if_asked()
+
+    def on_train_end(self) -> None:
+        backbone = getattr(self.denoiser, "backbone", None)
+        if backbone is not None:
+            drop_training_blocks(backbone)
+
+    def _compile_blocks_if_asked(self) -> None:
+        backbone = getattr(self.denoiser, "backbone", None)
+        trainer = self._trainer
+        max_steps = int(trainer.max_steps) if trainer is not None and trainer.max_steps and trainer.max_steps > 0 else None
+        wanted, why = compile_decision(self.compile_blocks, max_steps, self.device.type)
+        if not wanted:
+            if self.compile_blocks:
+                print(why, flush=True)
+            return
+        if backbone is None or not isinstance(getattr(backbone, "blocks", None), torch.nn.ModuleList):
+            print(f"compile_blocks: {type(self.denoiser).__name__} has no backbone blocks to compile; training eager",
+                  flush=True)
+            return
+        count = compile_training_blocks(backbone)
+        print(f"{why}: compiled {count} backbone blocks for training (torch.compile; the first steps wait for "
+              "Inductor, about a minute on 2 CPU cores; --model.compile_blocks false to skip)", flush=True)
 
     # -- the step ---------------------------------------------------------------------
     def guarded_loss(self, loss: Tensor, batch_size: int) -> Tensor | None:

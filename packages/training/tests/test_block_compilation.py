@@ -1,0 +1,36 @@
+"""When a run compiles its backbone blocks: ``compile_blocks`` true / false / auto."""
+
+import pytest
+from unidit.training.block_compilation import AUTO_MIN_STEPS, compile_decision, cxx_compiler
+from unidit.training.trained_task import TrainedTask
+
+
+def test_auto_compiles_long_cpu_runs_with_a_compiler_only(monkeypatch):
+    monkeypatch.setattr("unidit.training.block_compilation.cxx_compiler", lambda: "/usr/bin/g++")
+    assert compile_decision("auto", AUTO_MIN_STEPS, "cpu")[0]
+    short, why = compile_decision("auto", AUTO_MIN_STEPS - 1, "cpu")
+    assert not short and "do not repay" in why  # tests and smoke runs stay eager
+    assert not compile_decision("auto", None, "cpu")[0]  # no max_steps: no way to tell it pays
+    assert not compile_decision("auto", 10 * AUTO_MIN_STEPS, "cuda")[0]  # GPUs: ask with true
+    monkeypatch.setattr("unidit.training.block_compilation.cxx_compiler", lambda: None)
+    wanted, why = compile_decision("auto", 10 * AUTO_MIN_STEPS, "cpu")
+    assert not wanted and "no C++ compiler" in why
+
+
+def test_true_and_false_are_obeyed_and_other_values_fail():
+    assert compile_decision(True, 1, "cpu")[0] and compile_decision(True, None, "cuda")[0]
+    assert not compile_decision(False, 10 * AUTO_MIN_STEPS, "cpu")[0]
+    with pytest.raises(ValueError, match="expected true, false or 'auto'"):
+        compile_decision("always", 10, "cpu")
+    with pytest.raises(ValueError, match="compile_blocks"):
+        TrainedTask(compile_blocks="yes")
+
+
+def test_compiler_lookup_follows_cxx(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert cxx_compiler() is None
+    fake = tmp_path / "my-g++"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    assert cxx_compiler() == str(fake)
