@@ -58,25 +58,14 @@ def patched(module, name: str, value):
         setattr(module, name, original)
 
 
-@contextmanager
-def eager_blocks(backbone):
-    """Hide the compiled training blocks (if any) for one step."""
-    compiled = backbone.__dict__.pop(training_blocks._ATTRIBUTE, None)
-    try:
-        yield
-    finally:
-        if compiled is not None:
-            backbone.__dict__[training_blocks._ATTRIBUTE] = compiled
-
-
 def time_app(name: str, scratch: Path, rounds: int, compiled: bool) -> dict[str, float]:
     default = build_default(name, scratch)
     bf16 = dataclasses.replace(default, precision="bf16-mixed")
     fp32 = dataclasses.replace(default, precision="32-true")
     best = bf16 if native_cpu_bf16() else fp32
     backbone = default.task.denoiser.backbone
-    eager = lambda: eager_blocks(backbone)  # noqa: E731
-    variants = {"all on": (training_step(best, name), eager)}
+    eager = lambda: training_blocks.eager_blocks(backbone)  # noqa: E731
+    variants = {f"all on ({'bf16' if native_cpu_bf16() else 'fp32'})": (training_step(best, name), eager)}
     if native_cpu_bf16():
         variants["fused SDPA"] = (training_step(bf16, name), lambda: patched(
             attention_mask, "explicit_attention_pays", lambda q, k: False), eager)

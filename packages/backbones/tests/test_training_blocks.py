@@ -10,7 +10,12 @@ YAML turns compilation on (docs/architecture.md, "CPU speed").
 import pytest
 import torch
 from test_backbone_nets import ARCHS, grid_inputs, trained
-from unidit.backbones.training_blocks import compile_training_blocks, drop_training_blocks, training_block
+from unidit.backbones.training_blocks import (
+    compile_training_blocks,
+    drop_training_blocks,
+    eager_blocks,
+    training_block,
+)
 
 
 def forward_and_grads(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -44,5 +49,9 @@ def test_compiled_training_blocks_match_eager_and_stay_out_of_the_state_dict(arc
     with torch.no_grad():
         assert training_block(model, block) is block  # sampling stays eager
     assert training_block(model.eval(), block) is block  # so does validation
-    drop_training_blocks(model.train())
+    model.train()
+    with eager_blocks(model):
+        assert training_block(model, block) is block  # eager for a while (benchmarks/cpu_step.py)
+    assert training_block(model, block) is not block  # and compiled again after
+    drop_training_blocks(model)
     assert training_block(model, block) is block

@@ -68,10 +68,14 @@ def explicit_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None) 
     return torch.matmul(weights, v)  # (B, H, Lq, Dh)
 
 
+def fused_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None) -> Tensor:
+    """``F.scaled_dot_product_attention`` with ``allowed`` as its boolean mask -> ``(B, H, Lq, Dh)``."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
 def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask | None) -> Tensor:
     """SDPA over ``(B, H, L, Dh)`` tensors; rows without any key give zeros."""
-    attend = explicit_attention if explicit_attention_pays(q, k) else (
-        lambda q, k, v, allowed: F.scaled_dot_product_attention(q, k, v, attn_mask=allowed))
+    attend = explicit_attention if explicit_attention_pays(q, k) else fused_attention
     if mask is None:
         return attend(q, k, v, None)  # (B, H, Lq, Dh)
     out = attend(q, k, v, mask.allowed)  # (B, H, Lq, Dh)

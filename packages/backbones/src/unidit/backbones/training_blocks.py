@@ -16,6 +16,9 @@ dicts and checkpoints are those of the eager backbone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -35,6 +38,17 @@ def compile_training_blocks(backbone: nn.Module, **compile_options) -> int:
 def drop_training_blocks(backbone: nn.Module) -> None:
     """Back to the eager blocks for every call."""
     backbone.__dict__.pop(_ATTRIBUTE, None)
+
+
+@contextmanager
+def eager_blocks(backbone: nn.Module) -> Iterator[None]:
+    """Eager blocks inside the ``with``; the compiled ones (if any) come back after it."""
+    compiled = backbone.__dict__.pop(_ATTRIBUTE, None)
+    try:
+        yield
+    finally:
+        if compiled is not None:
+            backbone.__dict__[_ATTRIBUTE] = compiled
 
 
 def training_block(backbone: nn.Module, block: nn.Module) -> nn.Module:

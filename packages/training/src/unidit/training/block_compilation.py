@@ -25,14 +25,19 @@ def cxx_compiler() -> str | None:
     return next((path for name in candidates if (path := shutil.which(name))), None)
 
 
+def check_option(option) -> None:
+    """Fail at configuration time on anything but true, false or ``"auto"``."""
+    if option not in (True, False, "auto"):
+        raise ValueError(f"compile_blocks: expected true, false or 'auto', got {option!r}")
+
+
 def compile_decision(option: bool | str, max_steps: int | None, device_type: str) -> tuple[bool, str]:
     """``(compile?, why)`` for a run of ``max_steps`` steps on ``device_type`` with ``compile_blocks=option``."""
-    if option is False or option is None:
+    check_option(option)
+    if option is False:
         return False, "compile_blocks is off"
     if option is True:
         return True, "compile_blocks: true"
-    if option != "auto":
-        raise ValueError(f"compile_blocks: expected true, false or 'auto', got {option!r}")
     if device_type != "cpu":
         return False, "compile_blocks: auto compiles on CPUs only (set true on a GPU)"
     if max_steps is None or max_steps < AUTO_MIN_STEPS:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from unidit.backbones.training_blocks import compile_training_blocks, drop_training_blocks
 from unidit.training import backbone_transfer, rng_state
-from unidit.training.block_compilation import compile_decision
+from unidit.training.block_compilation import check_option, compile_decision
 from unidit.training.ema import EMAWeights
 from unidit.training.nonfinite import NonFiniteGuard
 from unidit.training.schedule import warmup_cosine
@@ -68,8 +68,7 @@ class TrainedTask(pl.LightningModule):
         self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
         self._skipped_step = False
         self._global_rng_to_restore: dict | None = None
-        if compile_blocks not in (True, False, "auto"):
-            raise ValueError(f"compile_blocks: expected true, false or 'auto', got {compile_blocks!r}")
+        check_option(compile_blocks)
         self.compile_blocks = compile_blocks
 
     # -- EMA ------------------------------------------------------------------------
@@ -144,7 +143,7 @@ class TrainedTask(pl.LightningModule):
     def _compile_blocks_if_asked(self) -> None:
         backbone = getattr(self.denoiser, "backbone", None)
         trainer = self._trainer
-        max_steps = int(trainer.max_steps) if trainer is not None and trainer.max_steps and trainer.max_steps > 0 else None
+        max_steps = trainer.max_steps if trainer is not None and trainer.max_steps > 0 else None  # -1: no limit
         wanted, why = compile_decision(self.compile_blocks, max_steps, self.device.type)
         if not wanted:
             if self.compile_blocks:
