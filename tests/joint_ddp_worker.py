@@ -8,7 +8,8 @@ launcher re-runs this same command line for rank 1.
   batch indices it trained on (``steps_rank<r>.json``); rank 0 writes the final
   weights (``weights.pt``).
 - ``merged``: one process whose step ``j`` is rank 0's step ``j`` and rank 1's
-  step ``j`` collated together: the same global batch.
+  step ``j`` collated together: the same global batch (the test runs this side
+  in its own process through :func:`run`, which undoes its patches afterwards).
 
 Rank 0 of each run also writes the weights it starts from (``init.pt``).
 
@@ -109,7 +110,12 @@ def save_initial_weights(out: Path, original):
     return on_train_start
 
 
-def run(out: Path, workdir: Path, mode: str):
+def run(out: Path, workdir: Path, mode: str) -> None:
+    """One side of the comparison; the patches are undone afterwards (the test runs ``merged`` in-process)."""
+    patched = [(joint_task, "draw_targets"), (joint_task.JointTask, "on_train_start"),
+               (MixedSteps, "__getitem__"), (JointData, "train_dataloader")]
+    originals = [(owner, name, vars(owner).get(name)) for owner, name in patched]  # None: inherited
+    USED.clear()
     joint_task.draw_targets = per_sample_targets
     out.mkdir(parents=True, exist_ok=True)
     joint_task.JointTask.on_train_start = save_initial_weights(out, joint_task.JointTask.on_train_start)
@@ -119,9 +125,15 @@ def run(out: Path, workdir: Path, mode: str):
         extra = ["--trainer.strategy", "ddp", "--trainer.devices", str(RANKS)]
     else:
         JointData.train_dataloader = merged_loader
-    cli = JOINT.train([*fit_args(out, workdir), *extra])
+    try:
+        cli = JOINT.train([*fit_args(out, workdir), *extra])
+    finally:
+        for owner, name, original in originals:
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
     rank = cli.trainer.global_rank
-    out.mkdir(parents=True, exist_ok=True)
     (out / f"steps_rank{rank}.json").write_text(json.dumps(USED))
     if rank == 0:
         torch.save({k: v.detach().cpu() for k, v in cli.model.state_dict().items()}, out / "weights.pt")

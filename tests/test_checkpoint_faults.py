@@ -117,21 +117,28 @@ def test_divergence_stops_with_checkpoint_from_before(tmp_path, shape_cache, mon
     assert math.isfinite(float(torch.load(saved, weights_only=True)["global_step"]))
 
 
-_SAVE_FOREVER = """
-import sys, torch
+_SAVERS = """
+import os, sys, torch
 from unidit.training.checkpointing import AtomicCheckpointIO
-io, target, step = AtomicCheckpointIO(), sys.argv[1], 0
+io, target = AtomicCheckpointIO(), sys.argv[1]
 payload = torch.randn(2_000_000)  # 8 MB: each save takes long enough to be interrupted
-while True:
-    step += 1
-    io.save_checkpoint({"step": torch.tensor(step), "payload": payload}, target)
-    print(step, flush=True)
+for _ in sys.stdin:  # one line from the test per saver: fork a process that rewrites last.ckpt until killed
+    pid = os.fork()
+    if pid == 0:
+        step = 0
+        while True:
+            step += 1
+            io.save_checkpoint({"step": torch.tensor(step), "payload": payload}, target)
+            print(os.getpid(), step, flush=True)
+    _, status = os.waitpid(pid, 0)
+    print("ended", os.waitstatus_to_exitcode(status), flush=True)
 """
 
 
 def test_sigkill_during_saves_never_leaves_last_unreadable(tmp_path):
-    """A real process rewriting last.ckpt in a loop is SIGKILLed at several moments;
-    every time, last.ckpt still loads (weights_only) and holds a complete checkpoint."""
+    """Real processes rewriting last.ckpt in a loop are SIGKILLed at several moments;
+    every time, last.ckpt still loads (weights_only) and holds a complete checkpoint.
+    One helper process imports torch and Lightning once and forks a fresh saver for each kill."""
     import os
     import signal
     import subprocess
@@ -139,15 +146,24 @@ def test_sigkill_during_saves_never_leaves_last_unreadable(tmp_path):
     import time
 
     target = tmp_path / "last.ckpt"
-    script = tmp_path / "save_forever.py"
-    script.write_text(_SAVE_FOREVER)
+    script = tmp_path / "savers.py"
+    script.write_text(_SAVERS)
     io = AtomicCheckpointIO()
-    for delay in (0.07, 0.23):
-        process = subprocess.Popen([sys.executable, str(script), str(target)], stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "1"  # a first save completed
-        time.sleep(delay)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        assert process.returncode == -signal.SIGKILL
-        loaded = io.load_checkpoint(target)
-        assert int(loaded["step"]) >= 1 and loaded["payload"].numel() == 2_000_000
+    helper = subprocess.Popen([sys.executable, str(script), str(target)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        for delay in (0.07, 0.23):
+            helper.stdin.write("save\n")
+            helper.stdin.flush()
+            pid, step = helper.stdout.readline().split()
+            assert step == "1"  # a first save completed
+            time.sleep(delay)
+            os.kill(int(pid), signal.SIGKILL)
+            while not (line := helper.stdout.readline()).startswith("ended"):
+                assert line, "the helper exited early"
+            assert line.split()[1] == str(-signal.SIGKILL)  # the saver died by the kill, mid-loop
+            loaded = io.load_checkpoint(target)
+            assert int(loaded["step"]) >= 1 and loaded["payload"].numel() == 2_000_000
+    finally:
+        helper.stdin.close()
+        helper.wait(timeout=30)

@@ -6,7 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is first imp
 
 import pytest
 import torch
-from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
+from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder, shared_text_encoder
 
 CAPTIONS = [
     "a large tall thin cylinder lying on its side",
@@ -107,3 +107,10 @@ def test_cache_arguments_are_validated(encoder):
         CaptionEmbeddingCache(encoder, batch_size=0)
     with pytest.raises(ValueError, match="pad_multiple"):
         CaptionEmbeddingCache(encoder, pad_multiple=0)
+
+
+def test_one_shared_encoder_per_model_and_length():
+    shared = shared_text_encoder(None, 16)
+    assert shared_text_encoder(shared.name_or_path, 16) is shared  # None = the bundled MiniLM's path
+    assert shared_text_encoder(None, 12) is not shared  # another length truncates differently
+    assert shared.max_length == 16 and not shared.training

@@ -1,6 +1,7 @@
 """When a run compiles its backbone blocks: ``compile_blocks`` true / false / auto."""
 
 import pytest
+import torch
 from unidit.training.block_compilation import AUTO_MIN_STEPS, compile_decision, cxx_compiler
 from unidit.training.trained_task import TrainedTask
 
@@ -34,3 +35,25 @@ def test_compiler_lookup_follows_cxx(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.setenv("CXX", str(fake))
     assert cxx_compiler() == str(fake)
+
+
+class _Backbone(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+
+
+class _Task(TrainedTask):
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.denoiser = torch.nn.Module()
+        self.denoiser.backbone = _Backbone()
+
+
+@pytest.mark.parametrize(("dynamic", "expected"), [(True, True), (False, None)])
+def test_compile_dynamic_compiles_for_every_length_from_the_first_call(monkeypatch, dynamic, expected):
+    calls = []
+    monkeypatch.setattr("unidit.training.trained_task.compile_training_blocks",
+                        lambda backbone, **options: calls.append(options) or len(backbone.blocks))
+    _Task(compile_blocks=True, compile_dynamic=dynamic)._compile_blocks_if_asked()
+    assert calls == [{"dynamic": expected}]  # None: torch's default (one shape, then dynamic on a change)

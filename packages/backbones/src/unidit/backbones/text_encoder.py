@@ -175,3 +175,21 @@ class CaptionEmbeddingCache:
             context[b, : r.shape[0]] = r
             mask[b, : r.shape[0]] = True
         return context, mask
+
+
+_SHARED_ENCODERS: dict[tuple[str, int], TextEncoder] = {}
+
+
+def shared_text_encoder(name_or_path: str | None = None, max_length: int = 64) -> TextEncoder:
+    """The process's one frozen :class:`TextEncoder` for this model and length, loaded on first use.
+
+    The encoder is frozen and stateless, so every task of a process (a joint run's, a test session's
+    tiny fits) can use one copy instead of loading the model again. Each task keeps its own
+    :class:`CaptionEmbeddingCache`: an embedding also depends on the precision it was computed in
+    (a bf16-autocast training step against an fp32 one), so the stores are not shared.
+    """
+    path = name_or_path if name_or_path is not None else default_text_encoder_path()
+    key = (path, int(max_length))
+    if key not in _SHARED_ENCODERS:
+        _SHARED_ENCODERS[key] = TextEncoder(path, max_length=max_length)
+    return _SHARED_ENCODERS[key]

@@ -22,7 +22,7 @@ from torch import Tensor
 from unidit.backbones.guidance import GuidedModel
 from unidit.backbones.rectified_flow import Conditioning, RectifiedFlow
 from unidit.backbones.step_cache import cached_steps
-from unidit.backbones.text_encoder import CaptionEmbeddingCache, TextEncoder
+from unidit.backbones.text_encoder import CaptionEmbeddingCache, shared_text_encoder
 from unidit.training.sampling import SamplingOptions
 from unidit.training.trained_task import TrainedTask
 
@@ -70,6 +70,7 @@ class FlowMatchingTask(TrainedTask):
         adapter_alpha: LoRA scale numerator; None = the rank.
         compile_blocks: compile the backbone blocks for training steps: true, false or ``"auto"``
             (see :class:`TrainedTask`).
+        compile_dynamic: compile for every sequence length at once (see :class:`TrainedTask`).
 
     Checkpoints carry every random stream a step draws from (global torch /
     NumPy / Python generators and the task's own ``random.Random`` /
@@ -95,10 +96,12 @@ class FlowMatchingTask(TrainedTask):
         adapter_rank: int = 0,
         adapter_alpha: float | None = None,
         compile_blocks: bool | Literal["auto"] = False,
+        compile_dynamic: bool = False,
     ):
         super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, ema_decay=ema_decay,
                          max_nonfinite_steps=max_nonfinite_steps, init_backbone=init_backbone,
-                         adapter_rank=adapter_rank, adapter_alpha=adapter_alpha, compile_blocks=compile_blocks)
+                         adapter_rank=adapter_rank, adapter_alpha=adapter_alpha, compile_blocks=compile_blocks,
+                         compile_dynamic=compile_dynamic)
         self.caption_dropout = caption_dropout
         self.flow = RectifiedFlow(t_mean=t_mean, t_std=t_std, shift=time_shift)
         self.text_encoder_name = text_encoder
@@ -115,14 +118,14 @@ class FlowMatchingTask(TrainedTask):
     def captions(self) -> CaptionEmbeddingCache:
         """Frozen text encoder with per-caption embedding cache (built on first use)."""
         if self._captions is None:
-            encoder = TextEncoder(self.text_encoder_name, max_length=self.text_max_length)
             # One caption per encoder call: an embedding must not depend on which other
             # captions happened to miss the cache with it (padding / BLAS blocking change
             # the last bits), or a resumed run, whose cache starts empty, drifts from an
             # uninterrupted one. (``pad_multiple=8`` batches bit-exactly and embeds a first epoch
             # about twice as fast, but its embeddings differ in the last bits from these, which
             # the published default runs were trained with; it becomes the default when they are
-            # measured again.)
+            # measured again.) The frozen encoder itself is loaded once per process.
+            encoder = shared_text_encoder(self.text_encoder_name, self.text_max_length)
             self._captions = CaptionEmbeddingCache(encoder, batch_size=1)
         return self._captions
 

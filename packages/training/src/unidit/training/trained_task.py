@@ -43,6 +43,8 @@ class TrainedTask(pl.LightningModule):
         compile_blocks: compile the backbone's blocks for training steps (``torch.compile``):
             True, False, or ``"auto"`` (on a CPU, for runs long enough to repay the compile time;
             :mod:`unidit.training.block_compilation`). Sampling and validation stay eager.
+        compile_dynamic: compile the blocks for every sequence length at once (``dynamic=True``)
+            instead of one graph per length; for batches whose token or caption lengths vary.
 
     Checkpoints carry every random stream a step draws from (global torch /
     NumPy / Python generators and the task's own ``random.Random`` /
@@ -54,7 +56,7 @@ class TrainedTask(pl.LightningModule):
     def __init__(self, lr: float = 3e-4, weight_decay: float = 0.0, warmup_steps: int = 100,
                  ema_decay: float = 0.999, max_nonfinite_steps: int = 10, init_backbone: str | None = None,
                  adapter_rank: int = 0, adapter_alpha: float | None = None,
-                 compile_blocks: bool | Literal["auto"] = False):
+                 compile_blocks: bool | Literal["auto"] = False, compile_dynamic: bool = False):
         super().__init__()
         if adapter_rank < 0:
             raise ValueError(f"adapter_rank: expected >= 0 (0 = no adapters), got {adapter_rank}")
@@ -70,6 +72,7 @@ class TrainedTask(pl.LightningModule):
         self._global_rng_to_restore: dict | None = None
         check_option(compile_blocks)
         self.compile_blocks = compile_blocks
+        self.compile_dynamic = bool(compile_dynamic)
 
     # -- EMA ------------------------------------------------------------------------
     def ensure_ema(self) -> EMAWeights:
@@ -153,8 +156,9 @@ class TrainedTask(pl.LightningModule):
             print(f"compile_blocks: {type(self.denoiser).__name__} has no backbone blocks to compile; training eager",
                   flush=True)
             return
-        count = compile_training_blocks(backbone)
-        print(f"{why}: compiled {count} backbone blocks for training (torch.compile; the first steps wait for "
+        count = compile_training_blocks(backbone, dynamic=True if self.compile_dynamic else None)
+        shapes = "every sequence length" if self.compile_dynamic else "each sequence length"
+        print(f"{why}: compiled {count} backbone blocks for training ({shapes}; torch.compile; the first steps wait for "
               "Inductor, about a minute on 2 CPU cores; --model.compile_blocks false to skip)", flush=True)
 
     # -- the step ---------------------------------------------------------------------
