@@ -4,12 +4,13 @@ Compiling the blocks (:mod:`unidit.backbones.training_blocks`) costs about a
 minute before the first step on 2 CPU cores (45 s for the t2a default, 90 s
 for t2v, measured on a 2-core Intel Xeon) and then makes each step 1.5x
 faster there (t2a 0.154 -> 0.102 s, t2v 0.202 -> 0.132 s, bf16), so it pays
-after about 1,500-2,000 steps. Tasks whose batches change length from step to step
-(t2a) also set ``compile_dynamic`` so that one graph serves every length. ``"auto"`` compiles on a CPU when the run is at
-least :data:`AUTO_MIN_STEPS` steps long and a C++ compiler is on the PATH
-(Inductor builds its CPU kernels with one); short runs, tests and machines
-without a compiler stay eager. ``True`` compiles whatever the run (on a GPU
-Inductor needs Triton), ``False`` never does.
+after about 1,500-2,000 steps. Tasks whose batches change length from step
+to step (t2a) also set ``compile_dynamic``, so that one graph serves every
+length. ``"auto"`` compiles on a CPU when the run is at least
+:data:`AUTO_MIN_STEPS` steps long and a C++ compiler is on the PATH (Inductor
+builds its CPU kernels with one); short runs, tests and machines without a
+compiler stay eager. ``True`` compiles whatever the run (on a GPU Inductor
+needs Triton), ``False`` never does.
 """
 
 from __future__ import annotations

@@ -158,8 +158,9 @@ class TrainedTask(pl.LightningModule):
             return
         count = compile_training_blocks(backbone, dynamic=True if self.compile_dynamic else None)
         shapes = "every sequence length" if self.compile_dynamic else "each sequence length"
-        print(f"{why}: compiled {count} backbone blocks for training ({shapes}; torch.compile; the first steps wait for "
-              "Inductor, about a minute on 2 CPU cores; --model.compile_blocks false to skip)", flush=True)
+        print(f"{why}: compiled {count} backbone blocks for training ({shapes}; torch.compile; the first "
+              "steps wait for Inductor, about a minute on 2 CPU cores; --model.compile_blocks false to skip)",
+              flush=True)
 
     # -- the step ---------------------------------------------------------------------
     def guarded_loss(self, loss: Tensor, batch_size: int) -> Tensor | None:
