@@ -151,6 +151,7 @@ def test_sigkill_during_saves_never_leaves_last_unreadable(tmp_path):
     io = AtomicCheckpointIO()
     helper = subprocess.Popen([sys.executable, str(script), str(target)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
+    pid = None
     try:
         for delay in (0.07, 0.23):
             helper.stdin.write("save\n")
@@ -161,9 +162,12 @@ def test_sigkill_during_saves_never_leaves_last_unreadable(tmp_path):
             os.kill(int(pid), signal.SIGKILL)
             while not (line := helper.stdout.readline()).startswith("ended"):
                 assert line, "the helper exited early"
+            pid = None  # ended and reaped by the helper
             assert line.split()[1] == str(-signal.SIGKILL)  # the saver died by the kill, mid-loop
             loaded = io.load_checkpoint(target)
             assert int(loaded["step"]) >= 1 and loaded["payload"].numel() == 2_000_000
     finally:
+        if pid is not None:  # a failed check left a saver running: the helper would wait on it forever
+            os.kill(int(pid), signal.SIGKILL)
         helper.stdin.close()
         helper.wait(timeout=30)

@@ -113,6 +113,7 @@ def test_signal_writes_resumable_checkpoint(signum, tmp_path, shape_cache, launc
     finally:
         if proc.alive():  # a failed check above: do not leave a 100000-step fit running
             proc.send_signal(signal.SIGKILL)
+            proc.wait()  # and read its end, so the launcher's next run starts clean
     assert returncode == PREEMPTED_EXIT_CODE, output[-3000:]
     last = tmp_path / "shape3d" / "version_0" / "checkpoints" / "last.ckpt"
     assert last.is_file(), output[-3000:]
