@@ -57,3 +57,10 @@ def test_compile_dynamic_compiles_for_every_length_from_the_first_call(monkeypat
                         lambda backbone, **options: calls.append(options) or len(backbone.blocks))
     _Task(compile_blocks=True, compile_dynamic=dynamic)._compile_blocks_if_asked()
     assert calls == [{"dynamic": expected}]  # None: torch's default (one shape, then dynamic on a change)
+
+
+def test_a_denoiser_without_backbone_blocks_trains_eager(capsys):
+    task = _Task(compile_blocks=True)
+    task.denoiser.backbone = torch.nn.Linear(2, 2)  # no `blocks` ModuleList
+    task._compile_blocks_if_asked()
+    assert "training eager" in capsys.readouterr().out

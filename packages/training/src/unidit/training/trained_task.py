@@ -144,7 +144,6 @@ class TrainedTask(pl.LightningModule):
             drop_training_blocks(backbone)
 
     def _compile_blocks_if_asked(self) -> None:
-        backbone = getattr(self.denoiser, "backbone", None)
         trainer = self._trainer
         max_steps = trainer.max_steps if trainer is not None and trainer.max_steps > 0 else None  # -1: no limit
         wanted, why = compile_decision(self.compile_blocks, max_steps, self.device.type)
@@ -152,12 +151,14 @@ class TrainedTask(pl.LightningModule):
             if self.compile_blocks:
                 print(why, flush=True)
             return
-        if backbone is None or not isinstance(getattr(backbone, "blocks", None), torch.nn.ModuleList):
-            print(f"compile_blocks: {type(self.denoiser).__name__} has no backbone blocks to compile; training eager",
-                  flush=True)
+        backbone = getattr(self.denoiser, "backbone", None)
+        try:
+            count = compile_training_blocks(backbone, dynamic=True if self.compile_dynamic else None)
+        except ValueError as error:  # no `blocks` ModuleList: nothing to compile
+            print(f"compile_blocks: {type(self.denoiser).__name__}'s backbone: {error}; training eager", flush=True)
             return
-        count = compile_training_blocks(backbone, dynamic=True if self.compile_dynamic else None)
-        shapes = "every sequence length" if self.compile_dynamic else "each sequence length"
+        shapes = ("dynamic shapes from the first call" if self.compile_dynamic
+                  else "one graph per shape until a size changes")
         print(f"{why}: compiled {count} backbone blocks for training ({shapes}; torch.compile; the first "
               "steps wait for Inductor, about a minute on 2 CPU cores; --model.compile_blocks false to skip)",
               flush=True)
