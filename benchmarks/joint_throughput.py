@@ -19,7 +19,12 @@ is synthetic with the default tasks' real shapes: 2,048-point clouds, 2-5 s
 audio latents (16 x 50 frames/s), 3 x 8 x 8 video latents of 16 channels, and
 5-49 motion codes (1-10 s at 4 frames a code, 20 fps) of a 256-code VQ-VAE.
 
-    uv run python benchmarks/joint_throughput.py [--rounds 10] [--precision fp32|bf16] [--tasks shape3d,t2a,t2v]
+With ``--fresh`` every round draws a new batch (its own mix, lengths and so kernel
+shapes), as every step of a fit does; without it every round repeats one batch.
+On CPU the difference matters in bf16, where oneDNN builds a kernel per new
+matrix shape (``unidit.backbones.varlen``).
+
+    uv run python benchmarks/joint_throughput.py [--rounds 10] [--precision fp32|bf16] [--fresh] [--tasks shape3d,t2a,t2v]
 
 writes ``benchmarks/JOINT.md``.
 """
@@ -115,41 +120,50 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--tasks", help="comma-separated tasks (default: the fit.yaml's)")
+    parser.add_argument("--fresh", action="store_true", help="a new batch every round, as in a fit")
     args = parser.parse_args()
     runtime = Runtime(precision=args.precision)
     joint, batch_size = default_joint(args.tasks)
     batch = mixed_batch(joint.task_names, batch_size)
     fns, real = steps(joint, batch)
     times = {k: [] for k in fns}
+    tokens = []  # real tokens of each timed round
     with runtime.autocast():
         for fn in fns.values():  # warm-up
             fn()
         memory = {name: runtime.peak_memory(fn) for name, fn in fns.items()}
-        for _ in range(args.rounds):
+        for round_index in range(args.rounds):
+            if args.fresh:  # a new batch: new mix, new lengths, new kernel shapes
+                fns, real = steps(joint, mixed_batch(joint.task_names, batch_size, seed=round_index + 1))
+            tokens.append(real)
             for name, fn in fns.items():  # interleaved A B A B
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
     medians = {k: statistics.median(v) for k, v in times.items()}
-    base = medians["one after another, padded"]
+    rates = {k: sum(tokens) / sum(v) for k, v in times.items()}  # real tokens over time, all rounds
+    base = rates["one after another, padded"]
     counts = {n: _count(b) for n, b in batch.items()}
+    what = (f"a new batch of {sum(counts.values())} samples every round (drawn by the default mixing, "
+            f"{statistics.mean(tokens):,.0f} real latent tokens on average)" if args.fresh else
+            f"a batch of {sum(counts.values())} samples ({', '.join(f'{n} {c}' for n, c in counts.items())}), "
+            f"{real} real latent tokens, repeated every round")
     lines = [
         "# Joint training throughput",
         "",
         f"`uv run python benchmarks/joint_throughput.py --rounds {args.rounds} --precision {args.precision}"
-        f"{'' if args.tasks is None else ' --tasks ' + args.tasks}` "
+        f"{' --fresh' if args.fresh else ''}{'' if args.tasks is None else ' --tasks ' + args.tasks}` "
         f"on {cpu_model()}, torch {torch.__version__}.",
         "",
-        f"One training step (forward + backward) of the default joint model (`joint/fit.yaml`) on a batch of "
-        f"{sum(counts.values())} samples ({', '.join(f'{n} {c}' for n, c in counts.items())}), {real} real latent "
-        f"tokens; median of {args.rounds} interleaved rounds.",
+        f"One training step (forward + backward) of the default joint model (`joint/fit.yaml`) on {what}; "
+        f"median of {args.rounds} interleaved rounds; tokens/s over all rounds.",
         "",
         "| step | s/step (median, min-max) | real tokens/s | speed-up | peak tensor memory |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, values in times.items():
         lines.append(f"| {name} | {medians[name]:.3f} ({min(values):.3f}-{max(values):.3f}) | "
-                     f"{real / medians[name]:,.0f} | {base / medians[name]:.2f}x | {mib(memory[name])} MiB |")
+                     f"{rates[name]:,.0f} | {rates[name] / base:.2f}x | {mib(memory[name])} MiB |")
     text = "\n".join(lines) + "\n"
     args.out.write_text(text)
     print(text)

@@ -7,6 +7,7 @@ from unidit.backbones.config import backbone_config
 from unidit.backbones.layout import layout_length, pack, pack_varlen, unpack
 from unidit.backbones.modulation import gated_residual, modulate
 from unidit.backbones.slots import PAD
+from unidit.backbones.varlen import VarlenRow, pad_context_columns
 
 ARCHS = ["flag_dit", "mmdit"]
 CONTEXT_DIM = 384
@@ -159,3 +160,57 @@ def test_per_sample_modulation_of_a_varlen_row_has_exact_gradients(function):
         reference = gated_residual(x, spread(per_sample), other)
     torch.testing.assert_close(function(x, per_sample, other, index), reference)
     assert torch.autograd.gradcheck(lambda *inputs: function(*inputs, index), (x, per_sample, other))
+
+
+def test_length_classes_pad_samples_within_a_factor_of_two_into_one_attention_call():
+    lengths = [5, 7, 30, 16, 70]
+    row = VarlenRow(lengths, torch.device("cpu"), pad_multiple=16)
+    groups = {g.length: g.samples.tolist() for g in row.groups}
+    assert groups == {16: [0, 1, 3], 32: [2], 80: [4]}  # 5, 7, 16 -> 16; 30 -> 32; 70 -> 80
+    exact = VarlenRow(lengths, torch.device("cpu"), pad_multiple=1, length_classes=False)
+    assert {g.length: g.samples.tolist() for g in exact.groups} == {5: [0], 7: [1], 16: [3], 30: [2], 70: [4]}
+    assert all(g.gather is None for g in exact.groups)
+    with pytest.raises(ValueError, match="pad_multiple"):
+        VarlenRow(lengths, torch.device("cpu"), pad_multiple=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bf16 takes the explicit-attention path
+@pytest.mark.parametrize("kind", ["self", "cross", "joint", "joint_no_context_queries"])
+def test_padded_attention_groups_give_the_exact_groups_outputs_and_gradients(kind, dtype):
+    """Padding a length class to one length hides the pad slots: same outputs and gradients as no padding."""
+    lengths, heads, dim, width = [5, 7, 30, 16, 70, 9], 2, 8, 6
+    g = torch.Generator().manual_seed(0)
+    total, n = sum(lengths), len(lengths)
+    q, k, v = (torch.randn(1, heads, total, dim, generator=g) for _ in range(3))
+    qc, kc, vc = (torch.randn(n, heads, width, dim, generator=g) for _ in range(3))
+    context_mask = torch.ones(n, width, dtype=torch.bool)
+    context_mask[1, 3:] = context_mask[4, 1:] = False
+
+    def run(row: VarlenRow):
+        leaves = [x.clone().to(dtype).requires_grad_() for x in (q, k, v, qc, kc, vc)]
+        a, b, c, ac, bc, cc = leaves
+        if kind == "self":
+            outs = [row.self_attention(a, b, c)]
+        elif kind == "cross":
+            outs = [row.cross_attention(a, bc, cc)]
+        else:
+            latent, context = row.joint_attention(a, b, c, ac if kind == "joint" else None, bc, cc)
+            outs = [latent] if context is None else [latent, context * context_mask[:, None, :, None]]
+        loss = sum((o.float() * torch.linspace(-1, 1, o.numel()).view(o.shape)).sum() for o in outs)
+        loss.backward()
+        return [o.detach().float() for o in outs], [x.grad.float() for x in leaves if x.grad is not None]
+
+    padded = run(VarlenRow(lengths, torch.device("cpu"), context_mask, pad_multiple=16))
+    exact = run(VarlenRow(lengths, torch.device("cpu"), context_mask, pad_multiple=1, length_classes=False))
+    tolerance = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
+    for got, want in zip(padded[0] + padded[1], exact[0] + exact[1], strict=True):
+        torch.testing.assert_close(got, want, **tolerance)
+
+
+def test_pad_context_columns_rounds_the_text_up_to_a_multiple_and_masks_the_padding():
+    context, mask = torch.randn(3, 5, 4), torch.ones(3, 5, dtype=torch.bool)
+    padded, padded_mask = pad_context_columns(context, mask, 8)
+    assert padded.shape == (3, 8, 4) and padded_mask.shape == (3, 8)
+    assert torch.equal(padded[:, :5], context) and not padded_mask[:, 5:].any() and padded_mask[:, :5].all()
+    same, same_mask = pad_context_columns(padded, padded_mask, 8)
+    assert same is padded and same_mask is padded_mask

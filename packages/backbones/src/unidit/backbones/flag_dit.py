@@ -43,7 +43,7 @@ from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
 from unidit.backbones.training_blocks import training_block
-from unidit.backbones.varlen import VarlenRow, varlen_row
+from unidit.backbones.varlen import VarlenRow, pad_context_columns, varlen_row
 
 
 class FlagDiTBlock(nn.Module):
@@ -145,6 +145,8 @@ class FlagDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["dif
             ctx = self.context_embed(context)  # (B, S, D)
             if context_mask is not None:
                 ctx, kept_context_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
+                if segment_lengths is not None:
+                    ctx, kept_context_mask = pad_context_columns(ctx, kept_context_mask)  # (N, S'', D), (N, S'')
         row = varlen_row(segment_lengths, x, key_mask, kept_context_mask, bool(config.window_blocks))
         c, cond_index, _ = conditioning(self.condition, t, context, context_mask, modality, row, key_mask)
         c_act = F.silu(c)  # (B|N|U, 1, D)

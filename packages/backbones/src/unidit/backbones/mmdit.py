@@ -40,7 +40,7 @@ from unidit.backbones.placeholders import PlaceholderEmbedding
 from unidit.backbones.rope import AxialRoPE
 from unidit.backbones.step_cache import StepCache
 from unidit.backbones.training_blocks import training_block
-from unidit.backbones.varlen import VarlenRow, varlen_row
+from unidit.backbones.varlen import VarlenRow, pad_context_columns, varlen_row
 
 
 class MMDiTBlock(nn.Module):
@@ -145,6 +145,8 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
                 kept_mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)  # (B, S)
             else:
                 ctx, kept_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
+            if segment_lengths is not None:
+                ctx, kept_mask = pad_context_columns(ctx, kept_mask)  # (N, S'', D), (N, S'')
             if segment_lengths is None:
                 joint_keys = torch.cat([key_mask, kept_mask], dim=1)  # (B, L+S), latent first
         row = varlen_row(segment_lengths, x, key_mask, kept_mask, bool(config.window_blocks))

@@ -114,6 +114,9 @@ class FlowMatchingTask(TrainedTask):
         raise NotImplementedError
 
     # -- text conditioning ------------------------------------------------------
+    caption_batching: dict = {"batch_size": 1, "pad_multiple": None}
+    """How the caption cache encodes its misses (:class:`CaptionEmbeddingCache` options); see :attr:`captions`."""
+
     @property
     def captions(self) -> CaptionEmbeddingCache:
         """Frozen text encoder with per-caption embedding cache (built on first use)."""
@@ -126,7 +129,7 @@ class FlowMatchingTask(TrainedTask):
             # the published default runs were trained with; it becomes the default when they are
             # measured again.) The frozen encoder itself is loaded once per process.
             encoder = shared_text_encoder(self.text_encoder_name, self.text_max_length)
-            self._captions = CaptionEmbeddingCache(encoder, batch_size=1)
+            self._captions = CaptionEmbeddingCache(encoder, **self.caption_batching)
         return self._captions
 
     def encode_captions(self, captions: list[str]) -> tuple[Tensor, Tensor]:
