@@ -145,10 +145,10 @@ class MMDiT(nn.Module, PyTorchModelHubMixin, library_name="unidit", tags=["diffu
                 kept_mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device)  # (B, S)
             else:
                 ctx, kept_mask = drop_padding_columns(ctx, context_mask.bool())  # (B, S', D), (B, S')
-            if segment_lengths is not None:
-                ctx, kept_mask = pad_context_columns(ctx, kept_mask)  # (N, S'', D), (N, S'')
             if segment_lengths is None:
                 joint_keys = torch.cat([key_mask, kept_mask], dim=1)  # (B, L+S), latent first
+            else:
+                ctx, kept_mask = pad_context_columns(ctx, kept_mask)  # (N, S'', D), (N, S'')
         row = varlen_row(segment_lengths, x, key_mask, kept_mask, bool(config.window_blocks))
         c, cond_index, per_sample_c = conditioning(self.condition, t, context, context_mask, modality, row, key_mask)
         c_act = F.silu(c)  # (B|N|U, 1, D)

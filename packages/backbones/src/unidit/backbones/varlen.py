@@ -15,8 +15,9 @@ the attention shapes few: on CPU, bf16 matrix kernels (oneDNN) are built per
 shape, and a small attention-sized product took about 0.9 ms on the first
 call of a shape against 0.12 ms on later calls (``benchmarks/kernel_shapes.py``,
 torch 2.11, 2-core Intel Xeon with AMX), so a row whose every step brought new
-exact lengths paid that on most calls. ``pad_multiple=1`` and ``length_classes=False`` group samples of
-exactly equal length with no padding at all. Per-sample conditioning
+exact lengths paid that on most calls. ``pad_multiple=1`` and
+``length_classes=False`` group samples of exactly equal length with no padding
+at all. Per-sample conditioning
 (timestep, pooled text) is regressed per sample and gathered onto the tokens
 after the adaLN linear, so it costs no per-token matmul.
 
@@ -102,7 +103,8 @@ class VarlenRow:
             own = torch.tensor([self.lengths[i] for i in members], device=device)  # (n,)
             slot = torch.arange(length, device=device)  # (length,)
             latent = slot[None, :] < own[:, None]  # (n, length) True at real tokens
-            padded = not bool(latent.all())
+            latent_keys = key_padding_mask(latent)  # None: no sample of the group is padded
+            padded = latent_keys is not None
             positions = first[:, None] + torch.where(latent, slot, 0)  # (n, length), a pad slot -> the sample's first
             token_index = positions[latent]  # (R,) sample-major
             gather = positions.flatten() if padded else None  # (n·length,)
@@ -113,7 +115,6 @@ class VarlenRow:
                 keys = context_mask.index_select(0, samples).bool()  # (n, S)
                 context_keys = key_padding_mask(keys)
                 joint_keys = key_padding_mask(torch.cat([latent, keys], dim=1))  # (n, length + S)
-            latent_keys = key_padding_mask(latent)
             self.groups.append(_LengthGroup(length, samples, token_index, gather, real, latent, latent_keys,
                                             context_keys, joint_keys))
         grouped_order = torch.cat([g.token_index for g in self.groups])  # (T,)

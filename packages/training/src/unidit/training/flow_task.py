@@ -121,10 +121,10 @@ class FlowMatchingTask(TrainedTask):
     def captions(self) -> CaptionEmbeddingCache:
         """Frozen text encoder with per-caption embedding cache (built on first use)."""
         if self._captions is None:
-            # One caption per encoder call: an embedding must not depend on which other
-            # captions happened to miss the cache with it (padding / BLAS blocking change
-            # the last bits), or a resumed run, whose cache starts empty, drifts from an
-            # uninterrupted one. (``pad_multiple=8`` batches bit-exactly and embeds a first epoch
+            # By default one caption per encoder call (``caption_batching``): an embedding must
+            # not depend on which other captions happened to miss the cache with it (padding /
+            # BLAS blocking change the last bits), or a resumed run, whose cache starts empty,
+            # drifts from an uninterrupted one. (``pad_multiple=8`` batches bit-exactly and embeds a first epoch
             # about twice as fast, but its embeddings differ in the last bits from these, which
             # the published default runs were trained with; it becomes the default when they are
             # measured again.) The frozen encoder itself is loaded once per process.
