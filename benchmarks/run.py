@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         tail = []
         if done and not runtime.cuda and not args.quick:
+            task_sections = ROOT / "benchmarks" / "TASK_SECTIONS.md"  # captioning, joint, transfer: their own scripts
+            if task_sections.exists():
+                tail += [task_sections.read_text().rstrip(), ""]
             gpu = ROOT / "benchmarks" / "GPU.md"
             if gpu.exists():
                 text = gpu.read_text().replace("\n## ", "\n### ").replace("# Benchmarks against the peers — ", "## ")

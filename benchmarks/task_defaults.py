@@ -34,12 +34,16 @@ import yaml
 from unidit.apps.cli import load_app
 from unidit.apps.task_cli import native_cpu_bf16
 from unidit.tokenizers.audio_vae import AudioVAE, audio_vae_config
+from unidit.tasks.tts.espeak import VOICES
+from unidit.tasks.tts.frontend import Line
 from unidit.tokenizers.motion import MotionVQVAE, motion_vq_config
+from unidit.tokenizers.text_latent import TextLatentTokenizer, fit_statistics
 from unidit.tokenizers.video_vae import VideoVAE, video_vae_config
 from unidit.training.host_memory import retain_freed_host_memory
 from unidit.training.step_timer import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = ["The old boat moved slowly.", "Anna found seven keys on the table!", "Where is the quiet river?"]
 CAPTIONS = ["a large tall thin cylinder lying on its side", "a bell rings twice, then a low hum",
             "a red circle moves from left to right while a small blue star bounces"]
 
@@ -56,12 +60,13 @@ def vae_folder(app_name: str, folder: Path) -> str | None:
         torch.manual_seed(0)
         MotionVQVAE(motion_vq_config(preset)).save_pretrained(folder / app_name)
         return str(folder / app_name)
-    if app_name not in ("t2a", "t2v"):
+    if app_name not in ("t2a", "t2v", "tts"):
         return None
     torch.manual_seed(0)
-    tokenizer = load_app("audio-vae" if app_name == "t2a" else "video-vae")
+    audio = app_name in ("t2a", "tts")  # tts trains the audio VAE's default config on its speech
+    tokenizer = load_app("audio-vae" if audio else "video-vae")
     preset = (yaml.safe_load(tokenizer.FIT_CONFIG.read_text())["model"] or {}).get("preset", "small")
-    vae = AudioVAE(audio_vae_config(preset)) if app_name == "t2a" else VideoVAE(video_vae_config(preset))
+    vae = AudioVAE(audio_vae_config(preset)) if audio else VideoVAE(video_vae_config(preset))
     vae.save_pretrained(folder / app_name)
     return str(folder / app_name)
 
@@ -78,6 +83,14 @@ def batch_for(app_name: str, task, batch_size: int, generator: torch.Generator) 
         frames = torch.randint(100, 251, (batch_size,), generator=generator).tolist()
         channels = task.denoiser.config.latent_channels
         return {"latents": [torch.randn(channels, n, generator=generator) for n in frames], "captions": captions}
+    if app_name == "tts":  # 1.2-3.3 s utterances (the embedded corpus' range) at 50 latent frames/s
+        seconds = 1.2 + 2.1 * torch.rand(batch_size, generator=generator)
+        channels = task.denoiser.config.latent_channels
+        lines = [Line(SENTENCES[i % len(SENTENCES)], task.speakers[i % len(task.speakers)]) for i in range(batch_size)]
+        latents = [torch.randn(channels, int(50 * s), generator=generator) for s in seconds.tolist()]
+        return {"latents": latents, "lines": lines, "seconds": seconds}
+    if app_name == "caption":  # 64x64 pictures, one caption each
+        return {"image": torch.rand(batch_size, 3, 64, 64, generator=generator), "caption": captions}
     config = task.denoiser.config  # t2v: 17 frames -> 5 latent frames
     shape = (batch_size, config.latent_channels, 5, config.latent_height, config.latent_width)
     return {"latents": torch.randn(shape, generator=generator), "caption": captions}
@@ -102,12 +115,18 @@ def build_default(name: str, scratch: Path) -> TaskDefault:
     precision = str(trainer.get("precision", "32-true"))
     if precision.startswith("bf16") and not native_cpu_bf16():
         precision = "32-true"  # what `unidit fit` falls back to on this CPU
-    model = {k: v for k, v in model.items() if k not in ("vae", "vqvae")}
+    model = {k: v for k, v in model.items() if k not in ("vae", "vqvae", "tokenizer", "speakers", "text_latent")}
+    if name == "tts":
+        model["speakers"] = [voice.name for voice in VOICES]
     vae = vae_folder(name, scratch)
     torch.manual_seed(0)
     task = app.task_class(**model, **({"vqvae" if name == "motion" else "vae": vae} if vae else {}))
     if name == "motion":  # the priority schedule's code statistics (flat: the cost does not depend on them)
         task.set_code_counts(torch.ones(task.hparams.codebook_size))
+    if name == "caption":  # the text-latent tokenizer (its LM head untrained), statistics from a few captions
+        tokenizer = TextLatentTokenizer(decoder="head")
+        fit_statistics(tokenizer, CAPTIONS * 4)
+        task.set_tokenizer(tokenizer)
     data = yaml.safe_load(app.config.read_text()).get("data") or {}
     return TaskDefault(app, task, precision, int(data.get("batch_size", 32)), int(trainer["max_steps"]), report)
 
@@ -149,6 +168,9 @@ def time_sampling(app, task, report: dict, batch_size: int) -> float:
         "t2a": lambda: task.sample_audio(captions, 3.5, options=options),
         "t2v": lambda: task.sample_videos(captions, num_frames=17, options=options),
         "motion": lambda: task.sample_motion(captions, 4.0, options=options),  # 4 s (20 codes)
+        "tts": lambda: task.sample_speech([Line(SENTENCES[i % len(SENTENCES)], task.speakers[0])
+                                           for i in range(batch_size)], [2.4] * batch_size, options=options),
+        "caption": lambda: task.sample_captions(torch.rand(batch_size, 3, 64, 64), options=options),
     }
     run = runs[app.name]
     run()  # warm-up (and caption cache)
@@ -159,7 +181,7 @@ def time_sampling(app, task, report: dict, batch_size: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--apps", default="shape3d,t2a,t2v,motion")
+    parser.add_argument("--apps", default="shape3d,t2a,t2v,motion,tts,caption")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per task")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "TASKS.md")
@@ -195,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "(synthetic latents; real text encoder). 'Training at max_steps' is the median step times the YAML's "
         "max_steps: the DiT's share of `unidit fit`, without data generation, VAE training, caption encoding "
         "or the report. Sampling: one batch with the report's sampler, steps and guidance, VAE decoding included. "
-        "Motion: code lengths drawn uniformly from 5-49 and padded to the longest, where a run's loader "
+        "TTS: utterances of 1.2-3.3 s (the embedded corpus), 2.4 s sampled; caption: random 64×64 pictures (an untrained LM head in the text-latent tokenizer; the cost does not depend on it). Motion: code lengths drawn uniformly from 5-49 and padded to the longest, where a run's loader "
         "buckets clips by length, so a run's steps are faster (0.057 s median in the measured default run); "
         "its sampling is 4-second motions, VQ decoding included.",
         "",
