@@ -2,8 +2,8 @@
 another modality's backbone, and with that backbone frozen behind LoRA adapters.
 
 ``uv run python benchmarks/transfer.py --task shape3d --source <t2v run>/model`` trains the task
-three times with the source run's backbone architecture (its ``config.json``), all else the task's
-``fit.yaml``:
+three times with the source run's backbone architecture (a task export's ``config.json``, or a
+joint export's ``backbone/``), all else the task's ``fit.yaml``:
 
 - ``scratch``: the backbone initialised at random;
 - ``transfer``: the backbone initialised from the source (``--model.init_backbone``; full fine-tuning);
@@ -125,7 +125,7 @@ def table(args, curves: dict[str, dict[int, float]], backbone: dict, parameters:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="shape3d", choices=sorted(HEADLINE))
-    parser.add_argument("--source", type=Path, required=True, help="the source run's export (<run>/model)")
+    parser.add_argument("--source", type=Path, required=True, help="the source run's export (<run>/model; a joint run's too)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of the adapters arm")
@@ -136,10 +136,7 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="further `unidit fit` arguments after --")
     args = parser.parse_args()
     args.metric = HEADLINE[args.task][0]
-    config_json = args.source / "config.json"
-    if not config_json.is_file():
-        raise SystemExit(f"--source {args.source}: no config.json (expected a task export, <run>/model)")
-    backbone = json.loads(config_json.read_text())["backbone"]
+    backbone = source_backbone(args.source)
     args.out.mkdir(parents=True, exist_ok=True)
     config = args.out / "checkpoints.yaml"
     config.write_text(checkpoint_config(args.every))
@@ -155,6 +152,18 @@ def main() -> None:
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
+
+
+def source_backbone(source: Path) -> dict:
+    """The backbone settings of a task export (its config.json) or a joint export (its backbone/ folder)."""
+    if (source / "joint.json").is_file():  # a joint run: the shared backbone's own config
+        config = json.loads((source / "backbone" / "config.json").read_text())
+        return {key: config[key] for key in ("arch", "dim", "depth", "num_heads")}
+    config_json = source / "config.json"
+    if not config_json.is_file():
+        raise SystemExit(f"--source {source}: no config.json or joint.json (expected a task or joint export, "
+                         "<run>/model)")
+    return json.loads(config_json.read_text())["backbone"]
 
 
 def adapter_share(run: Path) -> str:

@@ -1,8 +1,10 @@
 """`benchmarks/transfer.py`'s pieces: the checkpoint config it lays over a fit, metric paths, steps-to-target."""
 
 import importlib.util
+import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "transfer.py"
@@ -39,3 +41,19 @@ def test_headline_reads_each_tasks_report_and_steps_to_target():
     curve = {400: 0.43, 800: 0.67, 1200: 0.744, 1600: 0.72, 2000: 0.81}
     assert script.steps_to(curve, 0.731) == 1200  # the first checkpoint at or above the target
     assert script.steps_to(curve, 0.9) is None
+
+
+def test_source_backbone_of_a_task_export_and_of_a_joint_export(tmp_path):
+    script = _script()
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "config.json").write_text(json.dumps({"backbone": {"arch": "mmdit", "dim": 192}, "patch_size": 4}))
+    assert script.source_backbone(task) == {"arch": "mmdit", "dim": 192}
+    joint = tmp_path / "joint"
+    (joint / "backbone").mkdir(parents=True)
+    (joint / "joint.json").write_text(json.dumps({"tasks": ["shape3d"], "modalities": {"shape3d": 0}}))
+    (joint / "backbone" / "config.json").write_text(json.dumps(
+        {"arch": "mmdit", "dim": 192, "depth": 5, "num_heads": 4, "context_dim": 384, "mlp_ratio": 4.0}))
+    assert script.source_backbone(joint) == {"arch": "mmdit", "dim": 192, "depth": 5, "num_heads": 4}
+    with pytest.raises(SystemExit, match="no config.json or joint.json"):
+        script.source_backbone(tmp_path / "missing")
