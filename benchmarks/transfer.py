@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from unidit.apps.cli import load_app
+from unidit.training.backbone_transfer import shared_backbone_folder
 from unidit.training.step_timer import cpu_model
 
 def _motion_r3_ratio(metrics: dict) -> float:
@@ -156,8 +157,9 @@ def main() -> None:
 
 def source_backbone(source: Path) -> dict:
     """The backbone settings of a task export (its config.json) or a joint export (its backbone/ folder)."""
-    if (source / "joint.json").is_file():  # a joint run: the shared backbone's own config
-        config = json.loads((source / "backbone" / "config.json").read_text())
+    shared = shared_backbone_folder(source)
+    if shared != source:  # a joint run: the shared backbone's own config
+        config = json.loads((shared / "config.json").read_text())
         return {key: config[key] for key in ("arch", "dim", "depth", "num_heads")}
     config_json = source / "config.json"
     if not config_json.is_file():

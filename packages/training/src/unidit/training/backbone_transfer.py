@@ -32,6 +32,14 @@ ADAPTER_NAME = "task"
 _PER_TASK_KEYS = ("condition.modality.",)  # a joint run's modality table: sized by its tasks, not shared blocks
 
 
+def shared_backbone_folder(folder: str | Path) -> Path:
+    """A joint export's shared-backbone folder (named in its ``joint.json``), else ``folder`` itself."""
+    folder = Path(folder)
+    if (folder / "joint.json").is_file():
+        return folder / json.loads((folder / "joint.json").read_text()).get("backbone", "backbone")
+    return folder
+
+
 def backbone_weights(folder: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
     """The backbone's state dict stored in ``folder`` and the file it came from.
 
@@ -39,9 +47,7 @@ def backbone_weights(folder: str | Path) -> tuple[dict[str, torch.Tensor], Path]
     (``<joint run>/model``, whose ``backbone/`` is read) or any task export
     (``<run>/model``, whose ``backbone.*`` weights are read).
     """
-    folder = Path(folder)
-    if (folder / "joint.json").is_file():
-        folder = folder / json.loads((folder / "joint.json").read_text()).get("backbone", "backbone")
+    folder = shared_backbone_folder(folder)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"init_backbone: {folder} holds no model.safetensors (expected a backbone, "
