@@ -8,24 +8,24 @@ thread buys little, and two workers of two threads each would oversubscribe two 
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
-import torch
 
 
 HEAVY_FIRST = (
-    "tests/test_joint_ddp.py",
     "tests/test_benchmarks_smoke.py",
-    "tests/test_ddp.py",
-    "tests/test_checkpoint_faults.py",
-    "tests/test_preemption.py",
-    "apps/tests/test_caption_app.py",
-    "apps/tests/test_fmri_app.py",
-    "packages/tasks/caption/tests/test_caption_model.py",
+    "tests/test_joint_resume.py",
+    "tests/test_joint_ddp.py",
+    "tests/test_joint_app.py",
+    "packages/tasks/motion/tests/test_evaluator.py",
+    "packages/tasks/shape3d/tests/test_shape3d_classifier.py",
+    "packages/tokenizers/tests/test_video_vae_training.py",
+    "packages/tasks/t2v/tests/test_t2v_classifier.py",
 )
-"""Files that start processes or fit several models (15-50 s each on 2 cores): xdist hands files out
-in collection order, so starting with these keeps one worker from finishing alone on a long one."""
+"""Files that run several fits or a benchmark (10-25 s each on 2 cores, ``--durations``): xdist hands
+files out in collection order, so starting with these keeps one worker from finishing alone on a long one."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -39,8 +39,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=key)  # stable: the rest keep pytest's order
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every module is imported now: keep those objects out of later garbage collections.
+
+    A full collection walks torch, Lightning, transformers and the rest (~0.4 s on 2 cores); a
+    worker ran a dozen of them, ~5 s, before this.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # torch is imported here only: the controller never needs it
+        import torch
+
         torch.set_num_threads(1)
         os.environ["OMP_NUM_THREADS"] = "1"  # and in the processes a test starts (DDP ranks, CLI runs)
 
@@ -48,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a module's tests (tiny models: as fast, and no OpenMP spin-waits on a shared CPU)."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

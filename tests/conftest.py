@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from unidit.tasks.shape3d.data import generate_embedded
 
 
 @pytest.fixture(scope="session")
@@ -15,4 +14,6 @@ def shape_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_shapes(shape_cache):
+    from unidit.tasks.shape3d.data import generate_embedded  # here: pytest's controller process never imports torch
+
     return generate_embedded(seed=0, num_train=64, num_val=16, num_test=32, cache_dir=shape_cache)

@@ -1,7 +1,9 @@
 """Test helper (not collected): a tiny shape3d fit, single-process or DDP, with batch-independent noise.
 
-``python tests/ddp_worker.py OUT CACHE [extra CLI args]`` — Lightning's DDP launcher
-re-runs this same command line for rank 1. Each rank writes the content hashes
+``test_ddp.py`` calls :func:`run` in each rank it forks (``forked.ddp_ranks``) and
+once more in its own process for the single-process side. By hand,
+``python tests/ddp_worker.py OUT CACHE [extra CLI args]`` runs it under Lightning's own
+launcher, which re-runs the command line for rank 1. Each rank writes the content hashes
 of the clouds it trained on (``seen_rank<r>.json``); rank 0 writes the final
 ``weights.pt`` (denoiser + EMA).
 

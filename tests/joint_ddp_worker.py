@@ -1,7 +1,8 @@
 """Test helper (not collected): a tiny joint fit on 2 DDP ranks, or on one process fed both ranks' batches.
 
-``python tests/joint_ddp_worker.py OUT WORKDIR ddp|merged`` — Lightning's DDP
-launcher re-runs this same command line for rank 1.
+``test_joint_ddp.py`` calls :func:`run` in each rank it forks (``forked.ddp_ranks``);
+by hand, ``python tests/joint_ddp_worker.py OUT WORKDIR ddp|merged`` runs it under
+Lightning's own launcher, which re-runs the command line for rank 1.
 
 - ``ddp``: 2 CPU ranks (gloo). Each rank reads its own shard of the mixed
   batches, so the ranks draw different task mixes. Each rank writes the joint

@@ -117,59 +117,39 @@ def test_divergence_stops_with_checkpoint_from_before(tmp_path, shape_cache, mon
     assert math.isfinite(float(torch.load(saved, weights_only=True)["global_step"]))
 
 
-_SAVERS = """
-import os, sys, torch
-from unidit.training.checkpointing import AtomicCheckpointIO
-io, target = AtomicCheckpointIO(), sys.argv[1]
-payload = torch.randn(2_000_000)  # 8 MB: each save takes long enough to be interrupted
-for _ in sys.stdin:  # one line from the test per saver: fork a process that rewrites last.ckpt until killed
-    pid = os.fork()
-    if pid == 0:
-        step = 0
-        while True:
-            step += 1
-            io.save_checkpoint({"step": torch.tensor(step), "payload": payload}, target)
-            print(os.getpid(), step, flush=True)
-    _, status = os.waitpid(pid, 0)
-    print("ended", os.waitstatus_to_exitcode(status), flush=True)
-"""
+def _save_until_killed(io: AtomicCheckpointIO, target: Path, payload: torch.Tensor) -> None:
+    """Rewrite ``target`` forever, printing each completed step (runs in a forked child until SIGKILLed)."""
+    step = 0
+    while True:
+        step += 1
+        io.save_checkpoint({"step": torch.tensor(step), "payload": payload}, target)
+        print(step, flush=True)
 
 
 def test_sigkill_during_saves_never_leaves_last_unreadable(tmp_path):
-    """Real processes rewriting last.ckpt in a loop are SIGKILLed at several moments;
-    every time, last.ckpt still loads (weights_only) and holds a complete checkpoint.
-    One helper process imports torch and Lightning once and forks a fresh saver for each kill."""
-    import os
+    """Real processes rewriting last.ckpt in a loop are SIGKILLed at several moments; every time,
+    last.ckpt still loads (weights_only) and holds a complete checkpoint. Each saver is forked from
+    this process (``forked.Forked``), so it starts with torch and Lightning already imported."""
     import signal
-    import subprocess
-    import sys
     import time
 
+    from forked import Forked
+
     target = tmp_path / "last.ckpt"
-    script = tmp_path / "savers.py"
-    script.write_text(_SAVERS)
     io = AtomicCheckpointIO()
-    helper = subprocess.Popen([sys.executable, str(script), str(target)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    pid = None
-    try:
-        for delay in (0.07, 0.23):
-            helper.stdin.write("save\n")
-            helper.stdin.flush()
-            pid, step = helper.stdout.readline().split()
-            assert step == "1"  # a first save completed
+    payload = torch.randn(2_000_000)  # 8 MB: each save takes long enough to be interrupted
+    for attempt, delay in enumerate((0.07, 0.23)):
+        saver = Forked(lambda: _save_until_killed(io, target, payload), tmp_path / f"saver{attempt}.log")
+        try:
+            deadline = time.monotonic() + 60
+            while not saver.log.exists() or not saver.log.read_text().split():  # until a first save completed
+                assert saver.alive(), saver.wait()[1][-3000:]
+                assert time.monotonic() < deadline, "no save completed within 60 s"
+                time.sleep(0.005)
             time.sleep(delay)
-            os.kill(int(pid), signal.SIGKILL)
-            # "ended" may follow a saver's line cut short by the kill on the same line (unbuffered,
-            # PYTHONUNBUFFERED=1, a print is several writes); waiting for a line that starts with it hung
-            while "ended" not in (line := helper.stdout.readline()):
-                assert line, "the helper exited early"
-            pid = None  # ended and reaped by the helper
-            assert line.split("ended")[1].split()[0] == str(-signal.SIGKILL)  # the saver died by the kill
-            loaded = io.load_checkpoint(target)
-            assert int(loaded["step"]) >= 1 and loaded["payload"].numel() == 2_000_000
-    finally:
-        if pid is not None:  # a failed check left a saver running: the helper would wait on it forever
-            os.kill(int(pid), signal.SIGKILL)
-        helper.stdin.close()
-        helper.wait(timeout=30)
+        finally:
+            saver.send_signal(signal.SIGKILL)
+        status, _ = saver.wait()
+        assert status == -signal.SIGKILL  # the saver died by the kill, not by an error
+        loaded = io.load_checkpoint(target)
+        assert int(loaded["step"]) >= 1 and loaded["payload"].numel() == 2_000_000

@@ -2,46 +2,36 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
+import ddp_worker
 import pytest
 import torch
+from forked import ddp_ranks
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
 STEPS, LOCAL_BATCH = 4, 8  # 64 clouds / (2 ranks x 8) = 4 steps = exactly one epoch
 TOLERANCE = 1e-5  # max |difference| of any weight; float summation order is the only difference
 
 
-def _worker():
-    spec = importlib.util.spec_from_file_location("ddp_worker", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ddp_two_cpu_processes_match_single_process(tmp_path, shape_cache):
     ddp_out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, str(WORKER), str(ddp_out), str(shape_cache), "--trainer.max_steps", str(STEPS),
-         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-         "--data.batch_size", str(LOCAL_BATCH)],
-        capture_output=True, text=True, env=env, timeout=240,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+    def one_rank() -> None:  # in each forked rank
+        ddp_worker.run(ddp_out, str(shape_cache), ["--trainer.max_steps", str(STEPS), "--trainer.strategy", "ddp",
+                                                    "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+                                                    "--data.batch_size", str(LOCAL_BATCH)])
+
+    for status, log in ddp_ranks(one_rank, 2, tmp_path / "logs"):
+        assert status == 0, log[-4000:]
 
     seen = [json.loads((ddp_out / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
     assert len(seen[0]) == len(seen[1]) == STEPS * LOCAL_BATCH
     assert not set(seen[0]) & set(seen[1]), "a cloud was read by both ranks"
     assert len(set(seen[0]) | set(seen[1])) == 64, "one epoch must read every cloud exactly once"
 
-    worker = _worker()
+    worker = ddp_worker
     worker.SEEN.clear()
+    worker.STEP[0] = 0
     single = worker.run(tmp_path / "single", str(shape_cache),
                         ["--trainer.max_steps", str(STEPS), "--data.batch_size", str(2 * LOCAL_BATCH)])
     assert sorted(worker.SEEN) == sorted(seen[0] + seen[1])  # same global batches

@@ -3,41 +3,32 @@
 The ranks draw different task mixes (each reads its own shard of the mixed
 batches), and the joint loss is the mean of every sample's own error, so the
 average of the ranks' gradients is the gradient of the global batch. The
-helper ``joint_ddp_worker.py`` runs the DDP side as a subprocess (Lightning's
-launcher starts the second rank) and the one-process side here.
+helper ``joint_ddp_worker.py`` runs the DDP side in two ranks forked from this
+process (``forked.ddp_ranks``) and the one-process side here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import torch
 import joint_ddp_worker
+import torch
+from forked import ddp_ranks
 from joint_ddp_worker import RANKS, STEPS
 from unidit.tokenizers.audio_vae import AudioVAE, audio_vae_config
 from unidit.tokenizers.video_vae import VideoVAE, video_vae_config
 
-WORKER = Path(__file__).with_name("joint_ddp_worker.py")
 TOLERANCE = 1e-5  # max |difference| of any weight after 4 AdamW steps; summation order is the only difference
-
-
-def _run(out: Path, workdir: Path, mode: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(WORKER), str(out), str(workdir), mode],
-                          capture_output=True, text=True, env=env, timeout=280)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
 
 def test_joint_ddp_two_cpu_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     torch.manual_seed(0)
     AudioVAE(audio_vae_config("tiny")).save_pretrained(tmp_path / "audio_vae")
     VideoVAE(video_vae_config("tiny")).save_pretrained(tmp_path / "video_vae")
-    _run(tmp_path / "ddp", tmp_path, "ddp")
-    joint_ddp_worker.run(tmp_path / "merged", tmp_path, "merged")  # in this process: one import fewer
+    for status, log in ddp_ranks(lambda: joint_ddp_worker.run(tmp_path / "ddp", tmp_path, "ddp"), RANKS,
+                                 tmp_path / "logs"):
+        assert status == 0, log[-4000:]
+    joint_ddp_worker.run(tmp_path / "merged", tmp_path, "merged")  # in this process
 
     ranks = [json.loads((tmp_path / "ddp" / f"steps_rank{r}.json").read_text()) for r in range(RANKS)]
     assert [len(steps) for steps in ranks] == [STEPS] * RANKS

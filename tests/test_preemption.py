@@ -1,18 +1,16 @@
-"""SIGTERM / SIGINT to a real `unidit fit shape3d` process writes a resumable last.ckpt."""
+"""SIGTERM / SIGINT to a real `unidit fit shape3d` process (forked from the test) writes a resumable last.ckpt."""
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from forked import Forked
+from unidit.apps.cli import main
 from unidit.apps.shape3d.app import APP
 from unidit.training.checkpointing import PREEMPTED_EXIT_CODE
 
@@ -36,84 +34,24 @@ def _logged_steps(workdir: Path) -> int:
     return 0
 
 
-_LAUNCHER = """
-import json, os, sys
-from unidit.apps.cli import main
-import unidit.apps.shape3d.app  # imported once here, before any fork
-for line in sys.stdin:  # one line from the test per run: [argv, log file]
-    argv, log = json.loads(line)
-    pid = os.fork()
-    if pid == 0:  # a fresh process running `unidit <argv>`, as the console script does
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        try:
-            code = main(argv)
-        except SystemExit as stop:
-            code = stop.code
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code if isinstance(code, int) else 1)
-    print(pid, flush=True)
-    print("ended", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
-"""
-
-
-class _Run:
-    """A `unidit` process forked by the launcher: its pid, exit status and output."""
-
-    def __init__(self, launcher: subprocess.Popen, argv: list[str], log: Path) -> None:
-        self.launcher, self.log = launcher, log
-        launcher.stdin.write(json.dumps([argv, str(log)]) + "\n")
-        launcher.stdin.flush()
-        self.pid = int(launcher.stdout.readline())
-
-    def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)  # the launcher reaps it the moment it ends
-        except ProcessLookupError:
-            return False
-        return True
-
-    def send_signal(self, signum: int) -> None:
-        os.kill(self.pid, signum)
-
-    def wait(self) -> tuple[int, str]:
-        line = self.launcher.stdout.readline()
-        assert line.startswith("ended"), f"launcher said {line!r}"
-        return int(line.split()[1]), self.log.read_text()
-
-
-@pytest.fixture(scope="module")
-def launcher(tmp_path_factory):
-    """One process that imports the CLI once and forks a fresh `unidit` process per run (an import saved per run)."""
-    script = tmp_path_factory.mktemp("launcher") / "launcher.py"
-    script.write_text(_LAUNCHER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, env=env)
-    yield process
-    process.stdin.close()
-    process.wait(timeout=60)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_writes_resumable_checkpoint(signum, tmp_path, shape_cache, launcher):
+def test_signal_writes_resumable_checkpoint(signum, tmp_path, shape_cache):
     common = [*TINY_FIT, "--data.cache_dir", str(shape_cache), "--trainer.default_root_dir", str(tmp_path),
               "--trainer.logger.init_args.save_dir", str(tmp_path)]
-    proc = _Run(launcher, ["fit", "shape3d", *common, "--trainer.max_steps", "100000"], tmp_path / "fit.log")
+    argv = ["fit", "shape3d", *common, "--trainer.max_steps", "100000"]
+    proc = Forked(lambda: main(argv), tmp_path / "fit.log")  # `unidit <argv>` in a process of its own
     try:
         deadline = time.monotonic() + 120
         while _logged_steps(tmp_path) < 2:
-            assert proc.alive(), proc.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no training step logged within 120 s:\n" + proc.log.read_text()[-3000:]
+            assert proc.alive(), proc.wait()[1][-3000:]
+            assert time.monotonic() < deadline, "no training step logged within 120 s:\n" + proc.wait()[1][-3000:]
             time.sleep(0.2)
         proc.send_signal(signum)
         returncode, output = proc.wait()
     finally:
         if proc.alive():  # a failed check above: do not leave a 100000-step fit running
             proc.send_signal(signal.SIGKILL)
-            proc.wait()  # and read its end, so the launcher's next run starts clean
+            proc.wait()
     assert returncode == PREEMPTED_EXIT_CODE, output[-3000:]
     last = tmp_path / "shape3d" / "version_0" / "checkpoints" / "last.ckpt"
     assert last.is_file(), output[-3000:]

@@ -14,7 +14,8 @@ from unidit.tasks.caption.scenes import scene_split
 from unidit.tasks.caption.task import TIME_SHIFT
 
 SIZES = ["--data.num_train", "24", "--data.num_val", "4", "--data.num_test", "6"]
-REPORT = ["--report.steps", "3", "--report.batch_size", "4", "--report.num_written", "3"]
+# without Java's PTB tokenizer and METEOR (a JVM start each, ~9 s): test_caption_data.py covers those
+REPORT = ["--report.steps", "3", "--report.batch_size", "4", "--report.num_written", "3", "--report.java", "false"]
 TINY = [
     "--model.preset", "tiny",
     "--model.backbone", "{dim: 64, depth: 2, num_heads: 4, context_dim: 64}",

@@ -16,6 +16,7 @@ CAPTION_FIT = [  # a captioner and tokenizer fitted in seconds (as in test_capti
     "--trainer.max_steps", "20", "--trainer.val_check_interval", "10", "--trainer.limit_val_batches", "1",
     "--trainer.enable_progress_bar", "false", "--data.batch_size", "24",
     "--report.steps", "2", "--report.batch_size", "8", "--report.max_images", "4", "--report.num_written", "1",
+    "--report.java", "false",  # no JVM for METEOR here (test_caption_data.py covers Java)
     "--text_latent_fit.args", '["--max_captions", "40", "--training.steps", "5", "--training.batch_size", "16"]',
 ]  # fmt: skip
 SIMULATION = ("{voxels: [50, 35], train_images: 20, num_test: 8, trials_per_session: 42, noise: 0.5, "

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from unidit.tasks.caption.data import read_coco_captions, read_karpathy
-from unidit.tasks.caption.metrics import attribute_accuracy, caption_scores
+from unidit.tasks.caption.metrics import attribute_accuracy, caption_scores, java_available
 from unidit.tasks.caption.scenes import generate_scenes, scene_split
 
 
@@ -52,6 +52,19 @@ def test_karpathy_loader_and_missing_split(tmp_path):
     assert train.image_paths[0] == tmp_path / "val2014" / "x.jpg"
     with pytest.raises(ValueError, match=r"dataset_coco.json: no image in split 'test'"):
         read_karpathy(path, "test", tmp_path)
+
+
+def test_coco_toolchain_with_java_and_the_stated_fallback_without():
+    """With ``java`` on PATH: the PTB tokenizer and METEOR, as COCO scores; without: Python tokens, no METEOR."""
+    predictions = {1: ["A cat sat on the mat."], 2: ["a small red square"]}
+    references = {1: ["The cat sat on the mat", "a cat on a mat"], 2: ["a small red square", "one red square"]}
+    scores = caption_scores(predictions, references)
+    if java_available():
+        assert scores["tokenizer"] == "ptb"
+        assert 0.5 < scores["METEOR"] <= 1.0  # two captions that each equal a reference, up to case and "."
+    else:
+        assert scores["tokenizer"] == "python" and "METEOR" not in scores
+    assert scores["BLEU-1"] == pytest.approx(1.0)  # either tokenizer drops the case and the full stop
 
 
 def test_bleu_matches_a_hand_computation():
