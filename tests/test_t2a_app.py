@@ -14,7 +14,8 @@ from unidit.apps.t2a.app import given_vae
 from unidit.tokenizers.audio_vae import AudioVAE, audio_vae_config
 
 DATA = ["--data.num_train", "24", "--data.num_val", "4", "--data.test_per_kind", "1", "--data.batch_size", "4"]
-REPORT = ["--report.per_kind", "1", "--report.steps", "2", "--report.classifier_epochs", "1"]
+REPORT = ["--report.per_kind", "1", "--report.steps", "2", "--report.classifier_epochs", "1",
+          "--report.num_written", "2"]  # each spectrogram PNG takes ~0.4 s of matplotlib
 TINY = [
     "--model.preset", "tiny",
     "--model.backbone", "{dim: 32, depth: 1, num_heads: 2}",
