@@ -40,7 +40,7 @@ class Forked:
                 os.dup2(out, 2)
                 sys.stdout = open(1, "w", buffering=1, closefd=False)  # pytest's capture replaced the originals
                 sys.stderr = open(2, "w", buffering=1, closefd=False)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh `python`, whatever the worker set
                 os.environ.update(env or {})
                 result = target()
                 code = 0 if result is None else int(result)
