@@ -3,7 +3,8 @@
 A fresh ``python`` re-imports torch and Lightning before it does anything (about
 9 s on a 2-core Xeon with bytecode compiled, 18 s without); a forked child starts
 with everything the worker has imported. The child computes on one torch thread
-(as the workers do: ``conftest.py``), so no OpenMP pool has to survive the fork.
+(the xdist workers do anyway: ``conftest.py``): OpenMP's worker threads are not
+copied by a fork, and a child that asked for them would wait forever.
 
 - :class:`Forked` runs one callable in a child: its output goes to a log file,
   its return value (an int, or None for 0) becomes its exit status.
@@ -18,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,8 @@ class Forked:
                 sys.stdout = open(1, "w", buffering=1, closefd=False)  # pytest's capture replaced the originals
                 sys.stderr = open(2, "w", buffering=1, closefd=False)
                 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh `python`, whatever the worker set
+                if "torch" in sys.modules:  # a parent's OpenMP threads do not survive the fork: compute on one
+                    sys.modules["torch"].set_num_threads(1)
                 os.environ.update(env or {})
                 result = target()
                 code = 0 if result is None else int(result)
@@ -67,10 +71,17 @@ class Forked:
         if self.status is None:  # not yet reaped, so the pid is still this child's
             os.kill(self.pid, signum)
 
-    def wait(self) -> tuple[int, str]:
-        """Exit status (negative: killed by that signal) and everything the child printed."""
-        if self.status is None:
-            self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+    def wait(self, timeout: float | None = None) -> tuple[int, str]:
+        """Exit status (negative: killed by that signal) and everything the child printed.
+
+        After ``timeout`` seconds the child is killed (SIGKILL) and its status is ``-9``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.alive():
+            if deadline is not None and time.monotonic() > deadline:
+                self.send_signal(signal.SIGKILL)
+                deadline = None  # and reap it below
+            time.sleep(0.02)
         return self.status, self.log.read_text() if self.log.exists() else ""
 
 
@@ -80,8 +91,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ddp_ranks(target: Callable[[], int | None], world_size: int, logs: Path) -> list[tuple[int, str]]:
-    """``target()`` on ``world_size`` forked ranks of one process group; each rank's (exit status, log)."""
+def ddp_ranks(target: Callable[[], int | None], world_size: int, logs: Path,
+              timeout: float = 240.0) -> list[tuple[int, str]]:
+    """``target()`` on ``world_size`` forked ranks of one process group; each rank's (exit status, log).
+
+    A rank that fails leaves the others waiting in a collective: once one has failed, or after
+    ``timeout`` seconds, the rest are killed rather than left behind.
+    """
     logs.mkdir(parents=True, exist_ok=True)
     port = str(free_port())
     ranks = [
@@ -91,4 +107,10 @@ def ddp_ranks(target: Callable[[], int | None], world_size: int, logs: Path) -> 
                     "LOCAL_WORLD_SIZE": str(world_size)})
         for rank in range(world_size)
     ]
+    deadline = time.monotonic() + timeout
+    while any(rank.alive() for rank in ranks):
+        if time.monotonic() > deadline or any(rank.status not in (None, 0) for rank in ranks):
+            for rank in ranks:
+                rank.send_signal(signal.SIGKILL)
+        time.sleep(0.05)
     return [rank.wait() for rank in ranks]

@@ -60,7 +60,7 @@ def test_quick_benchmark_writes_tables(tmp_path):
         # one thread: the suite's other xdist worker has the second core (two threads here would spin-wait)
         return module.main(["--quick", "--threads", "1", "--out", str(out)])
 
-    status, log = Forked(benchmark, tmp_path / "run.log").wait()
+    status, log = Forked(benchmark, tmp_path / "run.log").wait(timeout=300)
     assert status == 0, log[-4000:]
     text = out.read_text()
     assert "torch " in text and "diffusers " in text and "benchmarks/run.py --quick" in text
