@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from unidit.apps.cli import load_app
 from unidit.training.backbone_transfer import shared_backbone_folder
 from unidit.training.step_timer import cpu_model
@@ -169,10 +170,11 @@ def source_backbone(source: Path) -> dict:
 
 
 def adapter_share(run: Path) -> str:
-    """The adapters arm's printed parameter count (from its log), e.g. "adapters: 55,296 LoRA parameters (…)"."""
-    log = run.parent.parent / "fit.log"
-    found = re.findall(r"adapters: [^\n]*", log.read_text()) if log.is_file() else []
-    return found[-1] if found else "adapters arm: see its fit output for the LoRA parameter count"
+    """The adapters arm's LoRA parameters against its frozen backbone, counted in its last checkpoint."""
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+    lora = sum(v.numel() for k, v in state.items() if k.startswith("denoiser.") and "lora_" in k)
+    frozen = sum(v.numel() for k, v in state.items() if k.startswith("denoiser.backbone.") and "lora_" not in k)
+    return f"adapters: {lora:,} LoRA parameters ({lora / max(frozen, 1):.1%} of the frozen backbone's {frozen:,})"
 
 
 if __name__ == "__main__":

@@ -57,3 +57,16 @@ def test_source_backbone_of_a_task_export_and_of_a_joint_export(tmp_path):
     assert script.source_backbone(joint) == {"arch": "mmdit", "dim": 192, "depth": 5, "num_heads": 4}
     with pytest.raises(SystemExit, match="no config.json or joint.json"):
         script.source_backbone(tmp_path / "missing")
+
+
+def test_adapter_share_counts_lora_against_the_frozen_backbone_in_the_checkpoint(tmp_path):
+    import torch
+
+    state = {"denoiser.backbone.model.attn.qkv.base_layer.weight": torch.zeros(30, 10),  # frozen: 300
+             "denoiser.backbone.model.attn.qkv.lora_A.task.weight": torch.zeros(2, 10),   # LoRA: 20 + 60
+             "denoiser.backbone.model.attn.qkv.lora_B.task.weight": torch.zeros(30, 2),
+             "denoiser.head.weight": torch.zeros(5, 10),  # the task's own head: neither
+             "ema.network.backbone.model.attn.qkv.lora_A.task.weight": torch.zeros(2, 10)}  # EMA copy: not counted
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"state_dict": state}, tmp_path / "checkpoints" / "last.ckpt")
+    assert _script().adapter_share(tmp_path) == "adapters: 80 LoRA parameters (26.7% of the frozen backbone's 300)"
