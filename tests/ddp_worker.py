@@ -63,6 +63,8 @@ def per_sample_loss(self, model_fn, x0, mask=None, cond=None, generator=None):
 def run(out: Path, cache: str, extra: list[str]):
     args = [*TINY, "--data.cache_dir", cache, "--trainer.default_root_dir", str(out),
             "--trainer.logger.init_args.save_dir", str(out), *extra]
+    SEEN.clear()  # each run records its own clouds and counts its own steps
+    STEP[0] = 0
     RectifiedFlow.loss = per_sample_loss
     try:
         cli = APP.train(args)

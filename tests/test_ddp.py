@@ -29,12 +29,9 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path, shape_cache):
     assert not set(seen[0]) & set(seen[1]), "a cloud was read by both ranks"
     assert len(set(seen[0]) | set(seen[1])) == 64, "one epoch must read every cloud exactly once"
 
-    worker = ddp_worker
-    worker.SEEN.clear()
-    worker.STEP[0] = 0
-    single = worker.run(tmp_path / "single", str(shape_cache),
+    single = ddp_worker.run(tmp_path / "single", str(shape_cache),
                         ["--trainer.max_steps", str(STEPS), "--data.batch_size", str(2 * LOCAL_BATCH)])
-    assert sorted(worker.SEEN) == sorted(seen[0] + seen[1])  # same global batches
+    assert sorted(ddp_worker.SEEN) == sorted(seen[0] + seen[1])  # same global batches
     ddp = torch.load(ddp_out / "weights.pt", weights_only=True)
     reference = {k: v.detach() for k, v in single.model.state_dict().items()}
     assert ddp.keys() == reference.keys()
