@@ -71,6 +71,11 @@ def vae_folder(app_name: str, folder: Path) -> str | None:
     return str(folder / app_name)
 
 
+def tts_lines(count: int, speakers: list[str]) -> list[Line]:
+    """``count`` utterances cycling through :data:`SENTENCES` and ``speakers``."""
+    return [Line(SENTENCES[i % len(SENTENCES)], speakers[i % len(speakers)]) for i in range(count)]
+
+
 def batch_for(app_name: str, task, batch_size: int, generator: torch.Generator) -> dict:
     captions = [CAPTIONS[i % len(CAPTIONS)] + f" #{i}" for i in range(batch_size)]
     if app_name == "shape3d":
@@ -86,7 +91,7 @@ def batch_for(app_name: str, task, batch_size: int, generator: torch.Generator) 
     if app_name == "tts":  # 1.2-3.3 s utterances (the embedded corpus' range) at 50 latent frames/s
         seconds = 1.2 + 2.1 * torch.rand(batch_size, generator=generator)
         channels = task.denoiser.config.latent_channels
-        lines = [Line(SENTENCES[i % len(SENTENCES)], task.speakers[i % len(task.speakers)]) for i in range(batch_size)]
+        lines = tts_lines(batch_size, task.speakers)
         latents = [torch.randn(channels, int(50 * s), generator=generator) for s in seconds.tolist()]
         return {"latents": latents, "lines": lines, "seconds": seconds}
     if app_name == "caption":  # 64x64 pictures, one caption each
@@ -168,8 +173,8 @@ def time_sampling(app, task, report: dict, batch_size: int) -> float:
         "t2a": lambda: task.sample_audio(captions, 3.5, options=options),
         "t2v": lambda: task.sample_videos(captions, num_frames=17, options=options),
         "motion": lambda: task.sample_motion(captions, 4.0, options=options),  # 4 s (20 codes)
-        "tts": lambda: task.sample_speech([Line(SENTENCES[i % len(SENTENCES)], task.speakers[0])
-                                           for i in range(batch_size)], [2.4] * batch_size, options=options),
+        "tts": lambda: task.sample_speech(tts_lines(batch_size, task.speakers[:1]), [2.4] * batch_size,
+                                          options=options),
         "caption": lambda: task.sample_captions(torch.rand(batch_size, 3, 64, 64), options=options),
     }
     run = runs[app.name]

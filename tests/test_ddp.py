@@ -30,7 +30,7 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path, shape_cache):
     assert len(set(seen[0]) | set(seen[1])) == 64, "one epoch must read every cloud exactly once"
 
     single = ddp_worker.run(tmp_path / "single", str(shape_cache),
-                        ["--trainer.max_steps", str(STEPS), "--data.batch_size", str(2 * LOCAL_BATCH)])
+                            ["--trainer.max_steps", str(STEPS), "--data.batch_size", str(2 * LOCAL_BATCH)])
     assert sorted(ddp_worker.SEEN) == sorted(seen[0] + seen[1])  # same global batches
     ddp = torch.load(ddp_out / "weights.pt", weights_only=True)
     reference = {k: v.detach() for k, v in single.model.state_dict().items()}
